@@ -1,0 +1,324 @@
+"""Frozen, self-checking records that cross module boundaries.
+
+Arrays at boundaries are float64 numpy arrays in millivolts; times are device
+time in seconds (the clock of the device back end, as sent in ``t0``).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ChunkError
+
+FloatArray = npt.NDArray[np.float64]
+
+DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MIN_FS, MAX_FS = 100.0, 1000.0
+MIN_CHUNK_S, MAX_CHUNK_S = 0.1, 10.0
+
+
+def check_device_id(device_id: object) -> str:
+    """Return ``device_id`` if it is an opaque v1 id, else raise ChunkError."""
+    if not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
+        raise ChunkError(
+            f"Device id {device_id!r} is not 1 to 64 characters of "
+            "A-Z, a-z, 0-9, '_' or '-'.", reason="bad_device_id")
+    return device_id
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A run of consecutive samples from one device and one lead.
+
+    ``samples`` are in millivolts; ``seq`` is the device's own chunk counter;
+    ``t0`` is the device time of the first sample.
+    """
+
+    device_id: str
+    seq: int
+    t0: float
+    fs: float
+    samples: FloatArray
+    lead: str = "ECG"
+
+    def __post_init__(self) -> None:
+        dev = check_device_id(self.device_id)
+        where = f"Chunk seq {self.seq!r} from device {dev!r}"
+        if not isinstance(self.seq, int) or isinstance(self.seq, bool) or self.seq < 0:
+            raise ChunkError(f"{where} has seq {self.seq!r}; it must be a non-negative integer.",
+                             device_id=dev, reason="bad_seq")
+        if not isinstance(self.t0, (int, float)) or not math.isfinite(self.t0):
+            raise ChunkError(f"{where} has start time t0={self.t0!r}; it must be a finite number "
+                             "of seconds.", device_id=dev, seq=self.seq, reason="bad_time")
+        if (not isinstance(self.fs, (int, float)) or not math.isfinite(self.fs)
+                or not MIN_FS <= self.fs <= MAX_FS):
+            raise ChunkError(f"{where} has sampling rate fs={self.fs!r} Hz; ecgwatch accepts "
+                             f"{MIN_FS:g} to {MAX_FS:g} Hz.", device_id=dev, seq=self.seq,
+                             reason="bad_rate")
+        s = self.samples
+        if not isinstance(s, np.ndarray) or s.ndim != 1 or s.dtype != np.float64:
+            raise ChunkError(f"{where} must carry a 1-D float64 sample array.",
+                             device_id=dev, seq=self.seq, reason="bad_samples")
+        dur = s.size / self.fs
+        # A little slack so that e.g. 25 samples at 250 Hz (0.1 s) always pass.
+        if not MIN_CHUNK_S - 1e-9 <= dur <= MAX_CHUNK_S + 1e-9:
+            raise ChunkError(f"{where} holds {s.size} samples at {self.fs:g} Hz ({dur:.3g} s); "
+                             f"chunks must last {MIN_CHUNK_S:g} to {MAX_CHUNK_S:g} s.",
+                             device_id=dev, seq=self.seq, reason="bad_length")
+        if not np.isfinite(s).all():
+            bad = int(np.flatnonzero(~np.isfinite(s))[0])
+            raise ChunkError(f"{where} has a non-finite sample ({s[bad]!r}) at index {bad}.",
+                             device_id=dev, seq=self.seq, reason="non_finite")
+        s.setflags(write=False)
+
+    @property
+    def duration(self) -> float:
+        return self.samples.size / self.fs
+
+    @property
+    def t_end(self) -> float:
+        """Device time just after the last sample (where the next chunk should start)."""
+        return self.t0 + self.duration
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """One detected heartbeat.
+
+    ``index`` counts samples at the detector's internal rate from the start of
+    the device's stream; ``rr`` is the interval to the previous beat of the same
+    contiguous segment (None for the first beat after start or a gap).
+    """
+
+    device_id: str
+    index: int
+    time: float
+    rr: float | None = None
+    label: str = "N"
+
+    def __post_init__(self) -> None:
+        if self.index < 0:
+            raise ValueError(f"Beat index {self.index} of device {self.device_id!r} is negative.")
+        if self.rr is not None and not self.rr > 0:
+            raise ValueError(f"Beat RR {self.rr!r} of device {self.device_id!r} is not positive.")
+
+
+class Kind(str, enum.Enum):
+    PHYSIOLOGICAL = "physiological"
+    TECHNICAL = "technical"
+
+
+class Priority(str, enum.Enum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Condition(str, enum.Enum):
+    """Alarm conditions; value is the wire name, priority and kind are fixed."""
+
+    ASYSTOLE = "asystole"
+    EXTREME_BRADYCARDIA = "extreme_bradycardia"
+    EXTREME_TACHYCARDIA = "extreme_tachycardia"
+    PAUSE = "pause"
+    SIGNAL_GAP = "signal_gap"
+    LEADS_OFF = "leads_off"
+    SATURATION = "saturation"
+    NOISE = "unusable_signal"
+
+    @property
+    def kind(self) -> Kind:
+        return _KIND[self]
+
+    @property
+    def priority(self) -> Priority:
+        return _PRIORITY[self]
+
+
+_PHYS = {Condition.ASYSTOLE, Condition.EXTREME_BRADYCARDIA,
+         Condition.EXTREME_TACHYCARDIA, Condition.PAUSE}
+_KIND = {c: (Kind.PHYSIOLOGICAL if c in _PHYS else Kind.TECHNICAL) for c in Condition}
+_PRIORITY = {
+    Condition.ASYSTOLE: Priority.HIGH,
+    Condition.EXTREME_BRADYCARDIA: Priority.HIGH,
+    Condition.EXTREME_TACHYCARDIA: Priority.HIGH,
+    Condition.PAUSE: Priority.MEDIUM,
+    Condition.SIGNAL_GAP: Priority.MEDIUM,
+    Condition.LEADS_OFF: Priority.MEDIUM,
+    Condition.SATURATION: Priority.LOW,
+    Condition.NOISE: Priority.LOW,
+}
+
+
+class Action(str, enum.Enum):
+    RAISED = "raised"
+    UPDATED = "updated"
+    CLEARED = "cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What an alarm was decided on: rates, intervals and the signal window."""
+
+    start: float                      # device time of the evidence window start
+    end: float                        # device time of the evidence window end
+    sample_start: int                 # same window, internal-rate sample indices
+    sample_end: int
+    heart_rate: float | None = None   # bpm over the evidence beats
+    rr_last: float | None = None      # seconds
+    rr_mean: float | None = None      # seconds
+    beats: int | None = None
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.end < self.start or self.sample_end < self.sample_start:
+            raise ValueError(f"Evidence window {self.start}..{self.end} runs backwards.")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"start": round(self.start, 3), "end": round(self.end, 3),
+             "sample_range": [self.sample_start, self.sample_end]}
+        for k in ("heart_rate", "rr_last", "rr_mean"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = round(float(v), 3)
+        if self.beats is not None:
+            d["beats"] = self.beats
+        if self.detail:
+            d["detail"] = self.detail
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmTransition:
+    """One alarm transition (raised, updated or cleared) for one episode.
+
+    ``episode_id`` is the same for every transition of one episode and ``id``
+    is unique per transition; both are derived from the device, the condition
+    and the onset sample, so replaying the same stream yields the same ids and
+    consumers can drop duplicates.
+    """
+
+    device_id: str
+    condition: Condition
+    action: Action
+    onset: float          # device time the condition began
+    at: float             # device time of this transition
+    onset_index: int      # internal-rate sample index of the onset
+    evidence: Evidence
+    detector_version: str
+    update: int = 0       # counts updates within the episode
+    episode_id: str = field(init=False)
+    id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device_id)
+        if self.at < self.onset - 1e-6:
+            raise ValueError(f"Alarm {self.condition.value} for device {self.device_id!r} "
+                             f"transitions at {self.at} before its onset {self.onset}.")
+        ep = _digest(f"{self.device_id}|{self.condition.value}|{self.onset_index}")
+        suffix = self.action.value if self.action is not Action.UPDATED else f"updated-{self.update}"
+        object.__setattr__(self, "episode_id", ep)
+        object.__setattr__(self, "id", f"{ep}-{suffix}")
+
+    @property
+    def kind(self) -> Kind:
+        return self.condition.kind
+
+    @property
+    def priority(self) -> Priority:
+        return self.condition.priority
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "id": self.id,
+            "episode_id": self.episode_id,
+            "device_id": self.device_id,
+            "condition": self.condition.value,
+            "action": self.action.value,
+            "kind": self.kind.value,
+            "priority": self.priority.value,
+            "onset": round(self.onset, 3),
+            "at": round(self.at, 3),
+            "evidence": self.evidence.to_dict(),
+            "detector_version": self.detector_version,
+        }
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+class Quality(str, enum.Enum):
+    """Signal quality of one analysis window, best first."""
+
+    GOOD = "good"
+    NOISY = "noisy"            # beats still found, morphology unreliable
+    UNUSABLE = "unusable"      # no physiological decision may be taken
+    LEADS_OFF = "leads_off"    # flat line: electrode off or amplifier idle
+    SATURATED = "saturated"    # clipped at the amplifier rails
+
+    @property
+    def usable(self) -> bool:
+        return self in (Quality.GOOD, Quality.NOISY)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityWindow:
+    """Quality of internal-rate samples ``start`` (inclusive) to ``end`` (exclusive)."""
+
+    start: int
+    end: int
+    quality: Quality
+    score: float = 1.0        # 0 (worst) .. 1 (best)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.end:
+            raise ValueError(f"Quality window {self.start}..{self.end} is empty or negative.")
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveAlarm:
+    condition: Condition
+    episode_id: str
+    onset: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"condition": self.condition.value, "episode_id": self.episode_id,
+                "priority": self.condition.priority.value, "kind": self.condition.kind.value,
+                "onset": round(self.onset, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """Live summary of one device, published retained on ``ecg/v1/{id}/state``."""
+
+    device_id: str
+    time: float | None                 # device time analysed up to
+    heart_rate: float | None           # bpm, median of recent beats
+    rhythm: str                        # "sinus", "bradycardia", "tachycardia", "asystole", "unknown"
+    quality: Quality
+    active_alarms: tuple[ActiveAlarm, ...] = ()
+    beats: int = 0                     # beats detected since the stream started
+    detector_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "device_id": self.device_id,
+            "time": None if self.time is None else round(self.time, 3),
+            "heart_rate": None if self.heart_rate is None else round(self.heart_rate, 1),
+            "rhythm": self.rhythm,
+            "signal_quality": self.quality.value,
+            "active_alarms": [a.to_dict() for a in self.active_alarms],
+            "beats": self.beats,
+            "detector_version": self.detector_version,
+        }

@@ -1,0 +1,1 @@
+"""MQTT in: topics, payload decoding and per-device stream reassembly."""

@@ -1,0 +1,1 @@
+"""ONNX models shipped with ecgwatch, their model card, and training code."""
