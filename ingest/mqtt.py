@@ -1,0 +1,355 @@
+"""The MQTT edge: a thin wrapper around one paho-mqtt 2.x client.
+
+In the spirit of aiomqtt, the edge does as little as possible on paho's network
+thread: ``on_message`` only appends ``(topic, payload, received_at)`` to a
+bounded inbox, and the service thread does every decode and every decision. A
+slow detector therefore never stalls keep-alives or acknowledgements.
+
+Known limit (left for a later reliability change): when the inbox is full the
+message is counted in ``overflow`` and dropped, yet paho has already
+acknowledged it (QoS 1 PUBACK after ``on_message`` returns), so the broker will
+not redeliver it. Manual acknowledgement after processing would close that gap.
+
+Credentials come from the environment (``ECGWATCH_MQTT_USERNAME`` /
+``ECGWATCH_MQTT_PASSWORD``) or from a password file, never from the command
+line (visible in ``ps``) and are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from detect.errors import BrokerError, ConfigError
+
+log = logging.getLogger(__name__)
+
+USERNAME_ENV = "ECGWATCH_MQTT_USERNAME"
+PASSWORD_ENV = "ECGWATCH_MQTT_PASSWORD"
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+Protocol = Literal["auto", "5", "3.1.1"]
+_PAHO_PROTOCOL = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
+# CONNACK codes meaning "this broker does not speak the version you asked for":
+# 0x84 in MQTT 5, 1 in MQTT 3.1.1 (which amqtt sends to a v5 CONNECT).
+_UNSUPPORTED_VERSION = {0x84, 1}
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerURL:
+    """``mqtt://host[:port]`` (plain TCP) or ``mqtts://host[:port]`` (TLS)."""
+
+    scheme: str
+    host: str
+    port: int
+
+    def __post_init__(self) -> None:
+        if self.scheme not in DEFAULT_PORTS:
+            raise ConfigError(f"Broker URL scheme {self.scheme!r} is not 'mqtt' or 'mqtts'.")
+        if not self.host:
+            raise ConfigError("Broker URL has no host name.")
+        if not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise ConfigError(f"Broker port {self.port!r} is not in 1..65535.")
+
+    @classmethod
+    def parse(cls, text: str) -> "BrokerURL":
+        try:
+            parts = urlsplit(text.strip())
+            port = parts.port
+        except ValueError as e:
+            raise ConfigError(f"Broker URL {text!r} cannot be parsed: {e}.") from None
+        if parts.username is not None or parts.password is not None:
+            # Secrets in a URL end up in shell history, ps and logs.
+            raise ConfigError(f"Broker URL for host {parts.hostname!r} carries credentials; "
+                              f"pass them in {USERNAME_ENV}/{PASSWORD_ENV} or a password file.")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(f"Broker URL {text!r} must be only scheme://host:port.")
+        scheme = parts.scheme.lower()
+        return cls(scheme, parts.hostname or "",
+                   port if port is not None else DEFAULT_PORTS.get(scheme, 0))
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "mqtts"
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsOptions:
+    """Client-side TLS: CA bundle, optional client certificate, hostname check."""
+
+    ca_file: str | None = None        # None: the system trust store
+    cert_file: str | None = None      # client certificate (mutual TLS) ...
+    key_file: str | None = None       # ... and its private key
+    insecure: bool = False            # skip the hostname check (like mosquitto_sub --insecure)
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ConfigError("A TLS client certificate needs both --cert-file and --key-file.")
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"TLS {name.replace('_', ' ')} {path!r} does not exist.")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """MQTT username and password; the password never appears in repr or logs."""
+
+    username: str
+    password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.username:
+            raise ConfigError("MQTT username is empty.")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Credentials | None":
+        """Credentials from ``ECGWATCH_MQTT_USERNAME``/``..._PASSWORD``, or None if unset."""
+        env = os.environ if environ is None else environ
+        user, password = env.get(USERNAME_ENV), env.get(PASSWORD_ENV)
+        if not user:
+            if password:
+                raise ConfigError(f"{PASSWORD_ENV} is set but {USERNAME_ENV} is not.")
+            return None
+        return cls(user, password or None)
+
+    @classmethod
+    def from_file(cls, path: str | Path, username: str | None = None,
+                  environ: dict[str, str] | None = None) -> "Credentials":
+        """The password is the file's first line; the username comes from
+        ``username`` or ``ECGWATCH_MQTT_USERNAME``."""
+        env = os.environ if environ is None else environ
+        user = username or env.get(USERNAME_ENV)
+        if not user:
+            raise ConfigError(f"A password file needs a username ({USERNAME_ENV} or --username).")
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as e:
+            raise ConfigError(f"Password file {str(path)!r} cannot be read: {e.strerror}.") from None
+        if not lines or not lines[0]:
+            raise ConfigError(f"Password file {str(path)!r} is empty.")
+        return cls(user, lines[0])
+
+
+class Will(NamedTuple):
+    """Last Will: what the broker publishes if the client vanishes without DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+class Received(NamedTuple):
+    """One raw inbound message as it sits in the inbox (not yet decoded)."""
+
+    topic: str
+    payload: bytes
+    received_at: float
+
+
+class MqttEdge:
+    """One MQTT connection: bounded inbox in, thread-safe ``publish`` out.
+
+    ``start()`` connects (negotiating the protocol when ``protocol="auto"``) and
+    returns once the first CONNACK succeeded; paho's network thread then keeps
+    the connection up, reconnects with back-off and resubscribes on every
+    (re)connect. ``on_connect`` is called on that thread after each successful
+    (re)connect, e.g. to re-publish a retained "online" status.
+    """
+
+    def __init__(self, url: BrokerURL | str, client_id: str, *,
+                 tls: TlsOptions | None = None,
+                 credentials: Credentials | None = None,
+                 protocol: Protocol = "auto",
+                 will: Will | None = None,
+                 inbox: queue.Queue[Received] | None = None,
+                 inbox_size: int = 10_000,
+                 subscriptions: Sequence[tuple[str, int]] = (),
+                 on_connect: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 keepalive: int = 30) -> None:
+        self.url = url if isinstance(url, BrokerURL) else BrokerURL.parse(url)
+        if protocol not in ("auto", *_PAHO_PROTOCOL):
+            raise ConfigError(f"MQTT protocol {protocol!r} is not 'auto', '5' or '3.1.1'.")
+        self.inbox: queue.Queue[Received] = inbox if inbox is not None else queue.Queue(inbox_size)
+        if self.inbox.maxsize <= 0:
+            raise ConfigError("The MQTT inbox must be bounded (maxsize > 0).")
+        self.client_id = client_id
+        self.tls = tls
+        self.credentials = credentials
+        self.protocol: Protocol = protocol
+        self.will = will
+        self.subscriptions = tuple(subscriptions)
+        self.on_connect = on_connect
+        self.clock = clock
+        self.keepalive = keepalive
+        self.connected = threading.Event()
+        self.overflow = 0                       # messages dropped on a full inbox
+        self.protocol_in_use: str | None = None  # "5" or "3.1.1" once connected
+        self._client: paho.Client | None = None
+        self._first = threading.Event()          # first CONNACK (or failure) seen
+        self._first_rc: ReasonCode | None = None
+        self._closed_early = False               # socket closed before the first CONNACK
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect; raise BrokerError if refused or unreachable within ``timeout``."""
+        if self._client is not None:
+            return
+        tries = ["5", "3.1.1"] if self.protocol == "auto" else [self.protocol]
+        for proto in tries:
+            client = self._make_client(proto)
+            rc = self._connect(client, timeout)
+            if rc is not None and not rc.is_failure:
+                self._client, self.protocol_in_use = client, proto
+                log.info("MQTT connected to %s as %s (MQTT %s)", self.url, self.client_id, proto)
+                return
+            self._shutdown(client)
+            refused_v5 = (rc.value in _UNSUPPORTED_VERSION) if rc is not None else self._closed_early
+            if proto == "5" and len(tries) > 1 and refused_v5:
+                # amqtt answers a v5 CONNECT with "unacceptable protocol version";
+                # other v3-only brokers just close the socket before any CONNACK.
+                log.info("MQTT broker %s refused MQTT 5; retrying with 3.1.1", self.url)
+                continue
+            if rc is None:
+                raise BrokerError(f"MQTT broker {self.url} did not accept a connection from "
+                                  f"{self.client_id!r} within {timeout:g} s.")
+            raise BrokerError(f"MQTT broker {self.url} refused client {self.client_id!r}: {rc}.")
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        """Disconnect cleanly (the broker then discards the Last Will)."""
+        client, self._client = self._client, None
+        if client is not None:
+            self._shutdown(client)
+        self.connected.clear()
+
+    def kill(self) -> None:
+        """Drop the TCP connection without DISCONNECT, as a crash would.
+
+        The broker then publishes the Last Will; used to test exactly that.
+        """
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.loop_stop()
+        sock = client.socket()
+        if sock is not None:
+            sock.close()
+        self.connected.clear()
+
+    def __enter__(self) -> "MqttEdge":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- traffic -------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1,
+                retain: bool = False) -> paho.MQTTMessageInfo:
+        """Queue one message; paho sends it now or after the next reconnect."""
+        if self._client is None:
+            raise BrokerError(f"MQTT client {self.client_id!r} is not started; "
+                              f"cannot publish on {topic!r}.")
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    # -- paho plumbing -----------------------------------------------------
+
+    def _make_client(self, proto: str) -> paho.Client:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=_PAHO_PROTOCOL[proto])
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # paho's own outgoing queue is unbounded by default; publishes made while
+        # disconnected are sent after the reconnect.
+        if self.credentials is not None:
+            client.username_pw_set(self.credentials.username, self.credentials.password)
+        if self.url.tls or self.tls is not None:
+            t = self.tls or TlsOptions()
+            client.tls_set(ca_certs=t.ca_file, certfile=t.cert_file, keyfile=t.key_file,
+                           cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_insecure_set(t.insecure)
+        if self.will is not None:
+            client.will_set(self.will.topic, self.will.payload, self.will.qos, self.will.retain)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_message = self._on_message
+        return client
+
+    def _connect(self, client: paho.Client, timeout: float) -> ReasonCode | None:
+        """First CONNACK's reason code, or None if none came within ``timeout``."""
+        self._first.clear()
+        self._first_rc = None
+        self._closed_early = False
+        try:
+            client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
+        except (OSError, ValueError) as e:
+            raise BrokerError(f"MQTT broker {self.url} cannot be reached: {e}.") from None
+        client.loop_start()
+        self._first.wait(timeout)
+        return self._first_rc
+
+    @staticmethod
+    def _shutdown(client: paho.Client) -> None:
+        client.disconnect()
+        client.loop_stop()
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any,
+                    rc: ReasonCode, properties: Any) -> None:
+        if not self._first.is_set():
+            self._first_rc = rc        # start() decides what a refusal means
+            self._first.set()
+            if rc.is_failure:
+                return
+        if rc.is_failure:
+            log.warning("MQTT broker %s refused reconnect of %s: %s", self.url, self.client_id, rc)
+            return
+        if self.subscriptions:
+            client.subscribe(list(self.subscriptions))
+        self.connected.set()
+        if self.on_connect is not None:
+            try:
+                self.on_connect()
+            except Exception:  # a hook bug must not kill paho's network thread
+                log.exception("on_connect hook of %s failed", self.client_id)
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
+                       rc: ReasonCode, properties: Any) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        if not self._first.is_set():
+            self._closed_early = True  # rc stays None: no CONNACK came
+            self._first.set()
+        elif was_connected and rc.is_failure:
+            log.warning("MQTT connection of %s to %s lost (%s); reconnecting",
+                        self.client_id, self.url, rc)
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        log.debug("MQTT connect of %s to %s failed; retrying", self.client_id, self.url)
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        try:
+            self.inbox.put_nowait(Received(msg.topic, msg.payload, self.clock()))
+        except queue.Full:
+            self.overflow += 1   # only this thread writes it; see the module note
