@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 USERNAME_ENV = "ECGWATCH_MQTT_USERNAME"
 PASSWORD_ENV = "ECGWATCH_MQTT_PASSWORD"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+INVALID_TOPIC = "(topic is not valid UTF-8)"
 
 Protocol = Literal["auto", "5", "3.1.1"]
 _PAHO_PROTOCOL = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
@@ -218,11 +219,14 @@ class MqttEdge:
         tries = ["5", "3.1.1"] if self.protocol == "auto" else [self.protocol]
         for proto in tries:
             client = self._make_client(proto)
+            # Set before connecting so that an on_connect hook can already publish.
+            self._client = client
             rc = self._connect(client, timeout)
             if rc is not None and not rc.is_failure:
-                self._client, self.protocol_in_use = client, proto
+                self.protocol_in_use = proto
                 log.info("MQTT connected to %s as %s (MQTT %s)", self.url, self.client_id, proto)
                 return
+            self._client = None
             self._shutdown(client)
             refused_v5 = (rc.value in _UNSUPPORTED_VERSION) if rc is not None else self._closed_early
             if proto == "5" and len(tries) > 1 and refused_v5:
@@ -302,10 +306,9 @@ class MqttEdge:
         self._first.clear()
         self._first_rc = None
         self._closed_early = False
-        try:
-            client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
-        except (OSError, ValueError) as e:
-            raise BrokerError(f"MQTT broker {self.url} cannot be reached: {e}.") from None
+        # Asynchronous so that DNS and TCP failures are retried by paho's thread
+        # (with back-off) until the timeout, instead of failing on the first try.
+        client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
         client.loop_start()
         self._first.wait(timeout)
         return self._first_rc
@@ -350,6 +353,12 @@ class MqttEdge:
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         try:
-            self.inbox.put_nowait(Received(msg.topic, msg.payload, self.clock()))
+            topic = msg.topic
+        except UnicodeDecodeError:
+            # paho raises on a non-UTF-8 topic; keep the message so that the
+            # service rejects it (and counts it) like any other bad topic.
+            topic = INVALID_TOPIC
+        try:
+            self.inbox.put_nowait(Received(topic, msg.payload, self.clock()))
         except queue.Full:
             self.overflow += 1   # only this thread writes it; see the module note

@@ -1,0 +1,77 @@
+"""Service counters, published retained on ``ecgwatch/v1/metrics``.
+
+Plain integers behind one lock: the service thread increments them and any
+thread (the demo summary, tests) may take a consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from typing import Any
+
+from detect.types import Action, AlarmTransition
+
+
+class Counters:
+    """What went in, what was processed, what was rejected and what went out."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.chunks_in = 0            # messages taken from the inbox
+        self.chunks_processed = 0     # chunks a device monitor accepted
+        self.rejects: Counter[str] = Counter()          # by reason code
+        self.duplicates = 0
+        self.gaps = 0
+        self.alerts: Counter[str] = Counter()           # by action (raised/updated/cleared)
+        self.alerts_by_condition: Counter[str] = Counter()  # raised episodes per condition
+        self.inbox_overflow = 0       # copied from the MQTT edge, which owns the count
+
+    def count_in(self) -> None:
+        with self._lock:
+            self.chunks_in += 1
+
+    def count_processed(self) -> None:
+        with self._lock:
+            self.chunks_processed += 1
+
+    def count_reject(self, reason: str) -> None:
+        with self._lock:
+            self.rejects[reason] += 1
+
+    def count_stream(self, *, duplicates: int = 0, gaps: int = 0) -> None:
+        with self._lock:
+            self.duplicates += duplicates
+            self.gaps += gaps
+
+    def count_alert(self, transition: AlarmTransition) -> None:
+        with self._lock:
+            self.alerts[transition.action.value] += 1
+            if transition.action is Action.RAISED:
+                self.alerts_by_condition[transition.condition.value] += 1
+
+    def set_overflow(self, value: int) -> None:
+        with self._lock:
+            self.inbox_overflow = value
+
+    def snapshot(self, **extra: Any) -> dict[str, Any]:
+        """A JSON-ready copy; ``extra`` adds context such as the device count."""
+        with self._lock:
+            snap: dict[str, Any] = {
+                "v": 1,
+                "chunks_in": self.chunks_in,
+                "chunks_processed": self.chunks_processed,
+                "rejects": dict(sorted(self.rejects.items())),
+                "rejects_total": sum(self.rejects.values()),
+                "duplicates": self.duplicates,
+                "gaps": self.gaps,
+                "alerts": dict(sorted(self.alerts.items())),
+                "alerts_raised_by_condition": dict(sorted(self.alerts_by_condition.items())),
+                "inbox_overflow": self.inbox_overflow,
+            }
+        snap.update(extra)
+        return snap
+
+    def to_json(self, **extra: Any) -> bytes:
+        return json.dumps(self.snapshot(**extra), separators=(",", ":")).encode()
