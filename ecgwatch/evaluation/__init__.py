@@ -1,0 +1,1 @@
+"""Scoring detectors against annotated PhysioNet records (ANSI/AAMI EC57 style)."""
