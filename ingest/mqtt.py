@@ -170,7 +170,8 @@ class MqttEdge:
     """One MQTT connection: bounded inbox in, thread-safe ``publish`` out.
 
     ``start()`` connects (negotiating the protocol when ``protocol="auto"``) and
-    returns once the first CONNACK succeeded; paho's network thread then keeps
+    returns once the broker accepted the connection and acknowledged the
+    subscriptions; paho's network thread then keeps
     the connection up, reconnects with back-off and resubscribes on every
     (re)connect. ``on_connect`` is called on that thread after each successful
     (re)connect, e.g. to re-publish a retained "online" status.
@@ -202,6 +203,8 @@ class MqttEdge:
         self.on_connect = on_connect
         self.clock = clock
         self.keepalive = keepalive
+        # Set once connected AND the subscriptions are acknowledged, so that a
+        # message published after start() returns cannot miss us.
         self.connected = threading.Event()
         self.overflow = 0                       # messages dropped on a full inbox
         self.protocol_in_use: str | None = None  # "5" or "3.1.1" once connected
@@ -209,6 +212,7 @@ class MqttEdge:
         self._first = threading.Event()          # first CONNACK (or failure) seen
         self._first_rc: ReasonCode | None = None
         self._closed_early = False               # socket closed before the first CONNACK
+        self._subscribe_mid = -1
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -221,8 +225,14 @@ class MqttEdge:
             client = self._make_client(proto)
             # Set before connecting so that an on_connect hook can already publish.
             self._client = client
+            deadline = time.monotonic() + timeout
             rc = self._connect(client, timeout)
             if rc is not None and not rc.is_failure:
+                if not self.connected.wait(max(0.0, deadline - time.monotonic())):
+                    self._client = None
+                    self._shutdown(client)
+                    raise BrokerError(f"MQTT broker {self.url} did not acknowledge the "
+                                      f"subscriptions of {self.client_id!r} within {timeout:g} s.")
                 self.protocol_in_use = proto
                 log.info("MQTT connected to %s as %s (MQTT %s)", self.url, self.client_id, proto)
                 return
@@ -299,6 +309,7 @@ class MqttEdge:
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _connect(self, client: paho.Client, timeout: float) -> ReasonCode | None:
@@ -329,13 +340,26 @@ class MqttEdge:
             log.warning("MQTT broker %s refused reconnect of %s: %s", self.url, self.client_id, rc)
             return
         if self.subscriptions:
-            client.subscribe(list(self.subscriptions))
-        self.connected.set()
+            # Resubscribe on every connect: with a clean session the broker forgot them.
+            _, self._subscribe_mid = client.subscribe(list(self.subscriptions))
+        else:
+            self.connected.set()
         if self.on_connect is not None:
             try:
                 self.on_connect()
             except Exception:  # a hook bug must not kill paho's network thread
                 log.exception("on_connect hook of %s failed", self.client_id)
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
+                      reason_codes: list[ReasonCode], properties: Any) -> None:
+        refused = [self.subscriptions[i][0] for i, rc in enumerate(reason_codes) if rc.is_failure]
+        if refused:
+            # Still "connected": the publishing side works, and the broker's ACL
+            # decision will not change by retrying.
+            log.error("MQTT broker %s refused subscriptions %s of %s", self.url, refused,
+                      self.client_id)
+        if mid == self._subscribe_mid:
+            self.connected.set()
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
                        rc: ReasonCode, properties: Any) -> None:

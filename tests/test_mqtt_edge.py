@@ -1,0 +1,189 @@
+"""The MQTT edge: URLs, TLS options, credentials, bounded inbox, reconnects."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_until
+from detect.errors import BrokerError, ConfigError
+from ecgwatch.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto, free_port
+from ingest.mqtt import INVALID_TOPIC, BrokerURL, Credentials, MqttEdge, TlsOptions
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# -- BrokerURL ---------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("mqtt://broker.example", BrokerURL("mqtt", "broker.example", 1883)),
+    ("mqtts://broker.example", BrokerURL("mqtts", "broker.example", 8883)),
+    ("mqtt://127.0.0.1:18830", BrokerURL("mqtt", "127.0.0.1", 18830)),
+    ("MQTTS://Host:9000/", BrokerURL("mqtts", "host", 9000)),
+    ("mqtt://[::1]:1884", BrokerURL("mqtt", "::1", 1884)),
+])
+def test_broker_url_parses_scheme_host_and_default_port(text, expected) -> None:
+    url = BrokerURL.parse(text)
+    assert url == expected
+    assert url.tls is (expected.scheme == "mqtts")
+    assert BrokerURL.parse(str(url)) == url
+
+
+@pytest.mark.parametrize("text, match", [
+    ("http://host:80", "scheme"),
+    ("tcp://host", "scheme"),
+    ("mqtt://", "no host"),
+    ("mqtt://host:0", "port"),
+    ("mqtt://host:99999", "parsed"),
+    ("mqtt://host:abc", "parsed"),
+    ("mqtt://host:1883/topic", "only scheme://host:port"),
+    ("mqtt://alice:secret@host:1883", "carries credentials"),
+])
+def test_broker_url_rejects_anything_else(text, match) -> None:
+    with pytest.raises(ConfigError, match=match) as err:
+        BrokerURL.parse(text)
+    assert "secret" not in str(err.value)
+
+
+def test_broker_url_is_frozen() -> None:
+    url = BrokerURL.parse("mqtt://h:1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        url.port = 2  # type: ignore[misc]
+
+
+# -- TLS options -------------------------------------------------------------
+
+def test_tls_options_need_cert_and_key_together_and_existing_files(tmp_path: Path) -> None:
+    cert = tmp_path / "client.pem"
+    cert.write_text("x")
+    with pytest.raises(ConfigError, match="both"):
+        TlsOptions(cert_file=str(cert))
+    with pytest.raises(ConfigError, match="does not exist"):
+        TlsOptions(ca_file=str(tmp_path / "missing-ca.pem"))
+    assert TlsOptions(cert_file=str(cert), key_file=str(cert), insecure=True).insecure
+
+
+# -- credentials -------------------------------------------------------------
+
+def test_credentials_come_from_the_environment() -> None:
+    env = {"ECGWATCH_MQTT_USERNAME": "svc", "ECGWATCH_MQTT_PASSWORD": "s3cret"}
+    creds = Credentials.from_env(env)
+    assert creds == Credentials("svc", "s3cret")
+    assert "s3cret" not in repr(creds)
+    assert Credentials.from_env({}) is None
+    with pytest.raises(ConfigError, match="ECGWATCH_MQTT_USERNAME"):
+        Credentials.from_env({"ECGWATCH_MQTT_PASSWORD": "s3cret"})
+
+
+def test_credentials_come_from_a_password_file(tmp_path: Path) -> None:
+    f = tmp_path / "pw"
+    f.write_text("s3cret\nignored second line\n")
+    assert Credentials.from_file(f, "svc", environ={}) == Credentials("svc", "s3cret")
+    assert Credentials.from_file(f, environ={"ECGWATCH_MQTT_USERNAME": "env-user"}).username \
+        == "env-user"
+    with pytest.raises(ConfigError, match="needs a username"):
+        Credentials.from_file(f, environ={})
+    with pytest.raises(ConfigError, match="cannot be read"):
+        Credentials.from_file(tmp_path / "absent", "svc", environ={})
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(ConfigError, match="empty"):
+        Credentials.from_file(tmp_path / "empty", "svc", environ={})
+
+
+@pytest.fixture(scope="module")
+def password_broker(tmp_path_factory):
+    """mosquitto that only lets user "svc" with password "s3cret" in."""
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed")
+    d = tmp_path_factory.mktemp("auth")
+    pw = d / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "svc", "s3cret"], check=True,
+                   capture_output=True)
+    pw.chmod(0o600)
+    # mosquitto's own allow_anonymous line comes first; the later one wins.
+    with MosquittoBroker(extra_conf=f"allow_anonymous false\npassword_file {pw}") as b:
+        yield b
+
+
+def test_broker_accepts_right_credentials_and_refuses_wrong_ones_without_logging_them(
+        password_broker, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    good = MqttEdge(password_broker.url, _id("auth"), credentials=Credentials("svc", "s3cret"))
+    with good:
+        assert good.connected.is_set()
+    bad = MqttEdge(password_broker.url, _id("auth"), credentials=Credentials("svc", "wr0ng-pw"))
+    with pytest.raises(BrokerError, match="refused") as err:
+        bad.start(timeout=5)
+    assert "wr0ng-pw" not in str(err.value)
+    assert "s3cret" not in caplog.text and "wr0ng-pw" not in caplog.text
+
+
+# -- inbox -------------------------------------------------------------------
+
+def test_inbox_must_be_bounded() -> None:
+    with pytest.raises(ConfigError, match="bounded"):
+        MqttEdge("mqtt://127.0.0.1:1", "x", inbox=queue.Queue())
+
+
+def test_full_inbox_counts_overflow_and_keeps_the_oldest_messages(broker) -> None:
+    topic = f"test/{uuid.uuid4().hex[:8]}"
+    sub = MqttEdge(broker.url, _id("slow"), inbox_size=2, subscriptions=[(topic, 1)],
+                   clock=lambda: 42.0)
+    pub = MqttEdge(broker.url, _id("pub"))
+    with sub, pub:
+        for i in range(5):
+            pub.publish(topic, f"m{i}".encode(), qos=1)
+        wait_until(lambda: sub.overflow == 3, what="3 overflowed messages")
+    got = [sub.inbox.get_nowait() for _ in range(2)]
+    assert [(m.topic, m.payload, m.received_at) for m in got] == \
+        [(topic, b"m0", 42.0), (topic, b"m1", 42.0)]
+    assert sub.inbox.empty()
+
+
+def test_on_message_never_raises_on_a_non_utf8_topic(broker) -> None:
+    # Brokers refuse such topics on the wire, so feed paho's callback directly.
+    import paho.mqtt.client as paho
+
+    edge = MqttEdge(broker.url, _id("utf8"), clock=lambda: 1.0)
+    msg = paho.MQTTMessage(topic=b"ecg/v1/\xff/samples")
+    msg.payload = b"{}"
+    edge._on_message(None, None, msg)  # type: ignore[arg-type]
+    assert edge.inbox.get_nowait() == (INVALID_TOPIC, b"{}", 1.0)
+
+
+# -- reconnects --------------------------------------------------------------
+
+def test_edge_reconnects_and_resubscribes_after_the_broker_restarts() -> None:
+    port = free_port()
+    kind = MosquittoBroker if find_mosquitto() else EmbeddedBroker
+    first = kind(port=port).start()
+    announced = []
+    sub = MqttEdge(f"mqtt://127.0.0.1:{port}", _id("resub"), protocol="3.1.1",
+                   subscriptions=[("test/resub", 1)], on_connect=lambda: announced.append(1))
+    try:
+        sub.start()
+        first.stop()
+        wait_until(lambda: not sub.connected.is_set(), what="disconnect noticed")
+        with kind(port=port) as second:
+            wait_until(sub.connected.is_set, what="reconnected and resubscribed")
+            with MqttEdge(second.url, _id("pub"), protocol="3.1.1") as pub:
+                pub.publish("test/resub", b"after restart", qos=1)
+                assert sub.inbox.get(timeout=10).payload == b"after restart"
+        assert len(announced) == 2    # the hook ran on the connect and the reconnect
+    finally:
+        sub.stop()
+        first.stop()
+
+
+def test_publish_before_start_is_a_clear_error() -> None:
+    edge = MqttEdge("mqtt://127.0.0.1:1", "idle")
+    with pytest.raises(BrokerError, match="not started"):
+        edge.publish("t", b"x")
