@@ -232,19 +232,20 @@ class RPeakDetector:
         if self._learning is not None:
             self._learning.append(c)
             return
+        if self._last_r is not None and c.r - self._last_r <= self._refr:
+            return   # inside the refractory period: part of the last beat, not noise
         t1, _ = self._thresholds()
         if c.height > t1 and self._is_beat(c):
             self._accept(c, searchback=False)
         else:
             self.npk = 0.125 * c.height + 0.875 * self.npk
-            if self._last_r is None or c.r - self._last_r > self._refr:
-                self._pending.append(c)
+            self._pending.append(c)
 
     def _is_beat(self, c: _Candidate) -> bool:
         if self._last_r is None:
             return True
         dist = c.r - self._last_r
-        if dist <= self._refr or (self._last_peak is not None and c.peak - self._last_peak <= self._refr):
+        if dist <= self._refr:
             return False
         if dist < self._twave and c.slope < 0.5 * self._last_slope:
             return False   # a T wave: it rises less steeply than the QRS before it

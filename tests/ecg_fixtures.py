@@ -1,0 +1,32 @@
+"""Small deterministic ECG-like signals for unit tests of the signal stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import os
+
+import numpy as np
+
+
+def data_dir() -> Path:
+    """The PhysioNet data folder: $ECGWATCH_DATA, else ../shared/data from the repo."""
+    env = os.environ.get("ECGWATCH_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def beat_train(r_times: np.ndarray, fs: float, duration: float, *, amp: float = 1.0,
+               width: float = 0.02, noise: float = 0.01, seed: int = 0) -> np.ndarray:
+    """Gaussian QRS (+ a smaller T wave 250 ms later) at ``r_times``, plus white noise."""
+    t = np.arange(int(round(duration * fs))) / fs
+    x = np.zeros_like(t)
+    for r in r_times:
+        sl = slice(max(0, int((r - 0.2) * fs)), int((r + 0.5) * fs))
+        tt = t[sl]
+        x[sl] += amp * np.exp(-0.5 * ((tt - r) / width) ** 2)
+        x[sl] += 0.25 * amp * np.exp(-0.5 * ((tt - r - 0.25) / 0.05) ** 2)
+    rng = np.random.default_rng(seed)
+    return x + noise * rng.standard_normal(t.size)
+
+
+def regular_r_times(bpm: float, duration: float, start: float = 0.5) -> np.ndarray:
+    return np.arange(start, duration - 0.5, 60.0 / bpm)
