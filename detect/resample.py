@@ -51,6 +51,11 @@ class Resampler:
         # Group delay of the FIR in seconds (centre tap at half_len on the upsampled grid).
         self.delay_s = half_len / (up * self.fs_in)
 
+    @property
+    def produced(self) -> int:
+        """Output samples produced so far."""
+        return self._m
+
     def push(self, x: FloatArray) -> FloatArray:
         x = np.asarray(x, dtype=np.float64)
         if self.identity:
