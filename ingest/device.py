@@ -1,0 +1,105 @@
+"""One device's whole state: stream reassembler + detection pipeline.
+
+The service keeps one DeviceMonitor per device id and nothing else per
+device, so dropping a device, snapshotting it or testing it means dealing
+with exactly this object. Wall time (``now``) is injected and only reaches
+the reassembler; the pipeline sees device time only, through the chunks and
+the gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol, Union
+
+from detect.config import DetectorConfig
+from detect.pipeline import DevicePipeline, PipelineResult
+from detect.types import AlarmTransition, Beat, Chunk, DeviceState, check_device_id
+
+from .reassembly import Duplicate, Gap, GapReason, Late, Ready, StreamEvent, StreamReassembler
+
+StreamNotice = Union[Duplicate, Late, Gap]
+
+
+class Pipeline(Protocol):
+    """What DeviceMonitor needs from a pipeline (detect.pipeline.DevicePipeline's contract)."""
+
+    def push(self, chunk: Chunk) -> PipelineResult: ...
+    def gap(self, start: float, end: float, detail: str = "") -> PipelineResult: ...
+    def flush(self) -> PipelineResult: ...
+    def state(self) -> DeviceState: ...
+
+
+PipelineFactory = Callable[[str, DetectorConfig], Pipeline]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorResult:
+    """What one push/tick/flush produced, for publishing and counting."""
+
+    beats: tuple[Beat, ...] = ()
+    transitions: tuple[AlarmTransition, ...] = ()
+    stream_events: tuple[StreamNotice, ...] = ()   # Duplicate, Late and Gap, in order
+    chunks: int = 0                                # chunks handed to the pipeline
+
+    def __post_init__(self) -> None:
+        for e in self.stream_events:
+            if not isinstance(e, (Duplicate, Late, Gap)):
+                raise ValueError(f"Stream event {e!r} is not a Duplicate, Late or Gap.")
+
+
+class DeviceMonitor:
+    """Ordered, gap-aware feeding of one device's chunks into its pipeline."""
+
+    def __init__(self, device_id: str, config: DetectorConfig | None = None,
+                 pipeline_factory: PipelineFactory = DevicePipeline) -> None:
+        self.device_id = check_device_id(device_id)
+        self.config = config or DetectorConfig()
+        self.reassembler = StreamReassembler(device_id, self.config)
+        self.pipeline: Pipeline = pipeline_factory(device_id, self.config)
+
+    def push(self, chunk: Chunk, now: float) -> MonitorResult:
+        """A decoded chunk arrived at wall time ``now``."""
+        return self._run(self.reassembler.push(chunk, now))
+
+    def tick(self, now: float) -> MonitorResult:
+        """Wall time passed: give up on missing chunks, notice silence."""
+        return self._run(self.reassembler.tick(now))
+
+    def flush(self) -> MonitorResult:
+        """End of a finite stream: release what is held, then let the pipeline decide."""
+        return self._run(self.reassembler.flush(), final=self.pipeline.flush)
+
+    def state(self) -> DeviceState:
+        return self.pipeline.state()
+
+    def _run(self, events: Iterable[StreamEvent],
+             final: Callable[[], PipelineResult] | None = None) -> MonitorResult:
+        beats: list[Beat] = []
+        transitions: list[AlarmTransition] = []
+        notices: list[StreamNotice] = []
+        chunks = 0
+
+        def take(r: PipelineResult) -> None:
+            beats.extend(r.beats)
+            transitions.extend(r.transitions)
+
+        for e in events:
+            if isinstance(e, Ready):
+                take(self.pipeline.push(e.chunk))
+                chunks += 1
+                continue
+            notices.append(e)
+            if isinstance(e, Gap):
+                # The reassembler already put no_data gaps at [last t_end,
+                # last t_end + silent wall time]; other gaps span the device
+                # time between the two chunks around the discontinuity.
+                take(self.pipeline.gap(e.start, e.end, e.detail))
+        if final is not None:
+            take(final())
+        return MonitorResult(tuple(beats), tuple(transitions), tuple(notices), chunks)
+
+
+__all__ = ["DeviceMonitor", "GapReason", "MonitorResult", "Pipeline", "PipelineFactory",
+           "StreamNotice"]
