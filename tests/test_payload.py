@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import pathlib
+import re
 import struct
 
 import numpy as np
@@ -349,3 +351,17 @@ def test_encoders_refuse_what_v1_cannot_carry():
         encode_binary(Chunk(DEV, 1, 0.0, 250.0, np.zeros(25)), gain=0.0)
     with pytest.raises(ValueError):
         encode_json(Chunk(DEV, 1, 0.0, 250.0, np.zeros(25)), gain=-1.0)
+
+
+def test_the_worked_examples_in_the_protocol_doc_are_true():
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "protocol.md").read_text("utf-8")
+    expected = [0.0, 0.5, 1.0, -0.5] + [0.0] * 21
+    examples = [b for b in re.findall(r"```json\n(.*?)```", doc, re.S) if '"samples"' in b]
+    assert len(examples) == 2
+    for text in examples:
+        c = decode_samples(DEV, text.encode())
+        assert (c.seq, c.t0, c.fs, c.lead) == (42, 1700000000.5, 250.0, "II")
+        assert c.samples.tolist() == expected
+    (dump,) = re.findall(r"```\n(0000 .*?)```", doc, re.S)
+    data = bytes.fromhex("".join(line[6:] for line in dump.splitlines()))
+    assert data == encode_binary(Chunk(DEV, 42, 1700000000.5, 250.0, np.array(expected), "II"))
