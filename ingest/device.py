@@ -17,7 +17,7 @@ from detect.config import DetectorConfig
 from detect.pipeline import DevicePipeline, PipelineResult
 from detect.types import AlarmTransition, Beat, Chunk, DeviceState, check_device_id
 
-from .reassembly import Duplicate, Gap, GapReason, Late, Ready, StreamEvent, StreamReassembler
+from .reassembly import Duplicate, Gap, Late, Ready, StreamEvent, StreamReassembler
 
 StreamNotice = Union[Duplicate, Late, Gap]
 
@@ -101,5 +101,4 @@ class DeviceMonitor:
         return MonitorResult(tuple(beats), tuple(transitions), tuple(notices), chunks)
 
 
-__all__ = ["DeviceMonitor", "GapReason", "MonitorResult", "Pipeline", "PipelineFactory",
-           "StreamNotice"]
+__all__ = ["DeviceMonitor", "MonitorResult", "Pipeline", "PipelineFactory", "StreamNotice"]
