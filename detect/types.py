@@ -27,7 +27,7 @@ MIN_CHUNK_S, MAX_CHUNK_S = 0.1, 10.0
 
 def check_device_id(device_id: object) -> str:
     """Return ``device_id`` if it is an opaque v1 id, else raise ChunkError."""
-    if not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
+    if not isinstance(device_id, str) or not DEVICE_ID_RE.fullmatch(device_id):
         raise ChunkError(
             f"Device id {device_id!r} is not 1 to 64 characters of "
             "A-Z, a-z, 0-9, '_' or '-'.", reason="bad_device_id")
