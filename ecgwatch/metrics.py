@@ -20,10 +20,10 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.chunks_in = 0            # messages taken from the inbox
-        self.chunks_processed = 0     # chunks a device monitor accepted
+        self.chunks_processed = 0     # chunks handed on to a detection pipeline
         self.rejects: Counter[str] = Counter()          # by reason code
-        self.duplicates = 0
-        self.gaps = 0
+        self.duplicates = 0           # QoS 1 redeliveries and device resends, dropped
+        self.gaps: Counter[str] = Counter()             # stream gaps by reason
         self.alerts: Counter[str] = Counter()           # by action (raised/updated/cleared)
         self.alerts_by_condition: Counter[str] = Counter()  # raised episodes per condition
         self.inbox_overflow = 0       # copied from the MQTT edge, which owns the count
@@ -32,18 +32,21 @@ class Counters:
         with self._lock:
             self.chunks_in += 1
 
-    def count_processed(self) -> None:
+    def count_processed(self, chunks: int = 1) -> None:
         with self._lock:
-            self.chunks_processed += 1
+            self.chunks_processed += chunks
 
     def count_reject(self, reason: str) -> None:
         with self._lock:
             self.rejects[reason] += 1
 
-    def count_stream(self, *, duplicates: int = 0, gaps: int = 0) -> None:
+    def count_duplicate(self) -> None:
         with self._lock:
-            self.duplicates += duplicates
-            self.gaps += gaps
+            self.duplicates += 1
+
+    def count_gap(self, reason: str) -> None:
+        with self._lock:
+            self.gaps[reason] += 1
 
     def count_alert(self, transition: AlarmTransition) -> None:
         with self._lock:
@@ -65,7 +68,8 @@ class Counters:
                 "rejects": dict(sorted(self.rejects.items())),
                 "rejects_total": sum(self.rejects.values()),
                 "duplicates": self.duplicates,
-                "gaps": self.gaps,
+                "gaps": dict(sorted(self.gaps.items())),
+                "gaps_total": sum(self.gaps.values()),
                 "alerts": dict(sorted(self.alerts.items())),
                 "alerts_raised_by_condition": dict(sorted(self.alerts_by_condition.items())),
                 "inbox_overflow": self.inbox_overflow,

@@ -47,6 +47,8 @@ _PAHO_PROTOCOL = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 # CONNACK codes meaning "this broker does not speak the version you asked for":
 # 0x84 in MQTT 5, 1 in MQTT 3.1.1 (which amqtt sends to a v5 CONNECT).
 _UNSUPPORTED_VERSION = {0x84, 1}
+# How long "auto" waits for a CONNACK to its MQTT 5 CONNECT before trying 3.1.1.
+_V5_PROBE_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,12 +209,14 @@ class MqttEdge:
         # message published after start() returns cannot miss us.
         self.connected = threading.Event()
         self.overflow = 0                       # messages dropped on a full inbox
+        self.unsolicited = 0                    # messages outside our subscriptions, dropped
         self.protocol_in_use: str | None = None  # "5" or "3.1.1" once connected
         self._client: paho.Client | None = None
         self._first = threading.Event()          # first CONNACK (or failure) seen
         self._first_rc: ReasonCode | None = None
         self._closed_early = False               # socket closed before the first CONNACK
         self._subscribe_mid = -1
+        self._socket_opened = False              # TCP (and TLS) connection made
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -220,13 +224,15 @@ class MqttEdge:
         """Connect; raise BrokerError if refused or unreachable within ``timeout``."""
         if self._client is not None:
             return
+        deadline = time.monotonic() + timeout
         tries = ["5", "3.1.1"] if self.protocol == "auto" else [self.protocol]
         for proto in tries:
             client = self._make_client(proto)
             # Set before connecting so that an on_connect hook can already publish.
             self._client = client
-            deadline = time.monotonic() + timeout
-            rc = self._connect(client, timeout)
+            probing = proto == "5" and len(tries) > 1
+            wait = deadline - time.monotonic()
+            rc = self._connect(client, min(wait, _V5_PROBE_S) if probing else wait)
             if rc is not None and not rc.is_failure:
                 if not self.connected.wait(max(0.0, deadline - time.monotonic())):
                     self._client = None
@@ -236,12 +242,15 @@ class MqttEdge:
                 self.protocol_in_use = proto
                 log.info("MQTT connected to %s as %s (MQTT %s)", self.url, self.client_id, proto)
                 return
+            # Read before _shutdown, whose DISCONNECT fires callbacks of its own.
+            reached, closed_early = self._socket_opened, self._closed_early
             self._client = None
             self._shutdown(client)
-            refused_v5 = (rc.value in _UNSUPPORTED_VERSION) if rc is not None else self._closed_early
-            if proto == "5" and len(tries) > 1 and refused_v5:
-                # amqtt answers a v5 CONNECT with "unacceptable protocol version";
-                # other v3-only brokers just close the socket before any CONNACK.
+            if probing and (rc.value in _UNSUPPORTED_VERSION if rc is not None
+                            else reached or closed_early):
+                # MQTT 3.1.1-only brokers answer a v5 CONNECT with "unacceptable
+                # protocol version" (amqtt), close the socket, or (amqtt when the
+                # CONNECT carries a Will) never answer at all.
                 log.info("MQTT broker %s refused MQTT 5; retrying with 3.1.1", self.url)
                 continue
             if rc is None:
@@ -308,8 +317,14 @@ class MqttEdge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
-        client.on_message = self._on_message
+        # Only messages matching our own filters reach the inbox: amqtt 0.12
+        # sends a connecting client the retained messages of *every* client's
+        # subscriptions, which paho then hands to the catch-all on_message.
+        for topic_filter, _qos in self.subscriptions:
+            client.message_callback_add(topic_filter, self._on_message)
+        client.on_message = self._on_unsolicited
         client.on_subscribe = self._on_subscribe
+        client.on_socket_open = self._on_socket_open
         return client
 
     def _connect(self, client: paho.Client, timeout: float) -> ReasonCode | None:
@@ -317,6 +332,7 @@ class MqttEdge:
         self._first.clear()
         self._first_rc = None
         self._closed_early = False
+        self._socket_opened = False
         # Asynchronous so that DNS and TCP failures are retried by paho's thread
         # (with back-off) until the timeout, instead of failing on the first try.
         client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
@@ -372,8 +388,14 @@ class MqttEdge:
             log.warning("MQTT connection of %s to %s lost (%s); reconnecting",
                         self.client_id, self.url, rc)
 
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._socket_opened = True
+
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         log.debug("MQTT connect of %s to %s failed; retrying", self.client_id, self.url)
+
+    def _on_unsolicited(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        self.unsolicited += 1
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         try:

@@ -9,7 +9,7 @@ import pytest
 
 from detect.errors import BrokerError
 from ecgwatch.broker import EmbeddedBroker, MosquittoBroker, free_port
-from ingest.mqtt import MqttEdge
+from ingest.mqtt import MqttEdge, Will
 
 pytestmark = pytest.mark.broker
 
@@ -88,6 +88,15 @@ def test_amqtt_refuses_mqtt5_when_asked_for_explicitly(embedded_broker) -> None:
     with pytest.raises(BrokerError, match="refused"):
         edge.start(timeout=5)
     assert not edge.connected.is_set()
+
+
+def test_auto_falls_back_when_amqtt_ignores_an_mqtt5_connect_with_a_will(embedded_broker) -> None:
+    # amqtt misparses a v5 CONNECT carrying a Will and never answers it; the
+    # MQTT 5 probe must time out and 3.1.1 take over within start()'s timeout.
+    edge = MqttEdge(embedded_broker.url, "will-" + uuid.uuid4().hex[:6],
+                    will=Will("test/will", b"gone"))
+    with edge:
+        assert edge.protocol_in_use == "3.1.1" and edge.connected.is_set()
 
 
 def test_unreachable_broker_is_a_broker_error_naming_it() -> None:

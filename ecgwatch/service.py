@@ -1,0 +1,293 @@
+"""The ecgwatch service: MQTT inbox -> per-device monitors -> alerts, state, metrics.
+
+One thread does all the work (``run`` / ``step``); paho's network thread only
+fills the bounded inbox (see ingest.mqtt). Bad input never stops the loop: a
+message that cannot be used becomes a reject on ``ecgwatch/v1/rejects`` with a
+stable reason code and is counted, and an unexpected exception while handling
+one device's chunk is logged and counted as reason ``internal``.
+
+Time is injected (``clock``): timeouts inside the device monitors and the
+state/metrics cadence follow it, so tests drive them with a fake clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from detect import DETECTOR_VERSION
+from detect.config import DetectorConfig
+from detect.errors import BrokerError, ConfigError, InputError
+from detect.types import AlarmTransition, DeviceState
+from ingest.device import DeviceMonitor, MonitorResult
+from ingest.mqtt import BrokerURL, Credentials, MqttEdge, Protocol, Received, TlsOptions, Will
+from ingest.payload import decode_samples
+from ingest.reassembly import Duplicate, Gap, Late
+from ingest.topics import (METRICS_TOPIC, REJECTS_TOPIC, SAMPLES_SUBSCRIPTION, STATUS_TOPIC,
+                           alerts_topic, parse_samples_topic, samples_topic, state_topic)
+
+from . import __version__
+from .metrics import Counters
+
+log = logging.getLogger(__name__)
+
+# Echoing a hostile topic back whole in a reject would amplify it.
+_MAX_ECHOED_TOPIC = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Everything ``Service`` needs; validated once, never mutated."""
+
+    broker: BrokerURL
+    client_id: str = "ecgwatch"
+    tls: TlsOptions | None = None
+    credentials: Credentials | None = None     # its repr hides the password
+    protocol: Protocol = "auto"
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    state_interval_s: float = 10.0      # re-publish each device state at least this often
+    metrics_interval_s: float = 10.0
+    tick_interval_s: float = 1.0        # how often monitors see the clock without data
+    inbox_size: int = 10_000
+    batch_size: int = 500               # messages handled before periodic work runs
+    max_devices: int = 10_000           # more distinct ids than this are rejected
+    connect_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.broker, BrokerURL):
+            raise ConfigError(f"Service broker {self.broker!r} must be a BrokerURL.")
+        if not self.client_id:
+            raise ConfigError("Service MQTT client id is empty.")
+        for name in ("state_interval_s", "metrics_interval_s", "tick_interval_s",
+                     "connect_timeout_s"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v > 0:
+                raise ConfigError(f"Service setting {name}={v!r} must be a positive number.")
+        for name in ("inbox_size", "batch_size", "max_devices"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"Service setting {name}={v!r} must be a positive integer.")
+
+
+@dataclass(slots=True)
+class _Published:
+    """The last state message sent for one device: what it said and when."""
+
+    key: tuple[Any, ...]
+    at: float
+
+
+class Service:
+    """Owns the MQTT edge, one DeviceMonitor per device id, and the counters."""
+
+    def __init__(self, config: ServiceConfig, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self.counters = Counters()
+        self.monitors: dict[str, DeviceMonitor] = {}
+        self.ready = threading.Event()      # set once connected and announced online
+        self.edge = MqttEdge(
+            config.broker, config.client_id, tls=config.tls, credentials=config.credentials,
+            protocol=config.protocol,
+            will=Will(STATUS_TOPIC, self._status("offline", "connection lost"), 1, True),
+            inbox_size=config.inbox_size, subscriptions=[(SAMPLES_SUBSCRIPTION, 1)],
+            on_connect=self._announce_online, clock=clock)
+        self._state_sent: dict[str, _Published] = {}
+        self._faulty: set[str | None] = set()    # devices whose traceback was logged
+        self._started_at: float | None = None
+        self._next_tick = 0.0
+        self._next_metrics = 0.0
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (raises BrokerError) and announce ``online``; idempotent."""
+        if self._started_at is not None:
+            return
+        now = self.clock()
+        self._started_at = now
+        self._next_tick = now + self.config.tick_interval_s
+        self._next_metrics = now + self.config.metrics_interval_s
+        try:
+            self.edge.start(timeout=self.config.connect_timeout_s)
+        except BaseException:
+            self._started_at = None
+            raise
+        self.ready.set()
+
+    def stop(self) -> None:
+        """Publish final metrics and ``offline`` (retained), then disconnect."""
+        if self._started_at is None:
+            return
+        try:
+            self._publish_metrics(self.clock())
+            info = self.edge.publish(STATUS_TOPIC, self._status("offline", "stopped"),
+                                     qos=1, retain=True)
+            info.wait_for_publish(timeout=5.0)
+        except (BrokerError, RuntimeError, ValueError) as e:
+            # Connection already gone: the broker has published the Will instead.
+            log.warning("could not publish the offline status: %s", e)
+        finally:
+            self.edge.stop()
+            self.ready.clear()
+            self._started_at = None
+        log.info("service %s stopped", self.config.client_id)
+
+    def run(self, stop_event: threading.Event, poll_s: float = 0.2) -> None:
+        """Serve until ``stop_event`` is set; always ends with ``stop()``."""
+        self.start()
+        inbox = self.edge.inbox
+        try:
+            while not stop_event.is_set():
+                try:
+                    first: Received | None = inbox.get(timeout=poll_s)
+                except queue.Empty:
+                    first = None
+                now = self.clock()
+                if first is not None:
+                    self.handle(first, now)
+                self.step(now)
+        finally:
+            self.stop()
+
+    # -- the work --------------------------------------------------------------
+
+    def step(self, now: float) -> int:
+        """Handle up to ``batch_size`` queued messages, then periodic work."""
+        handled = 0
+        while handled < self.config.batch_size:
+            try:
+                msg = self.edge.inbox.get_nowait()
+            except queue.Empty:
+                break
+            self.handle(msg, now)
+            handled += 1
+        self._periodic(now)
+        return handled
+
+    def handle(self, msg: Received, now: float) -> None:
+        """Decode one samples message and feed it to its device's monitor."""
+        self.counters.count_in()
+        device_id: str | None = None
+        seq: int | None = None
+        try:
+            device_id = parse_samples_topic(msg.topic)
+            chunk = decode_samples(device_id, msg.payload)
+            seq = chunk.seq
+            monitor = self._monitor(device_id)
+            self._apply(device_id, monitor.push(chunk, now), now)
+        except InputError as e:
+            self._reject(msg.topic, e.reason, str(e), e.device_id or device_id,
+                         e.seq if e.seq is not None else seq)
+        except Exception:
+            # A bug for one device's data must not take down every other device.
+            self._log_internal(device_id, f"chunk seq {seq}")
+            self._reject(msg.topic, "internal",
+                         f"The service failed on chunk seq {seq} of device {device_id!r}; "
+                         "the chunk was dropped.", device_id, seq)
+
+    def _log_internal(self, device_id: str | None, what: str) -> None:
+        # The traceback once per device; a broken monitor fails again on every
+        # tick, and the counter already says how often.
+        if device_id in self._faulty:
+            log.debug("internal error again on the %s of device %s", what, device_id)
+        else:
+            self._faulty.add(device_id)
+            log.exception("internal error on the %s of device %s", what, device_id)
+
+    def _monitor(self, device_id: str) -> DeviceMonitor:
+        monitor = self.monitors.get(device_id)
+        if monitor is None:
+            if len(self.monitors) >= self.config.max_devices:
+                raise InputError(f"Device {device_id!r} is new but the service already follows "
+                                 f"{self.config.max_devices} devices.", device_id=device_id,
+                                 reason="too_many_devices")
+            monitor = DeviceMonitor(device_id, self.config.detector)
+            self.monitors[device_id] = monitor
+            log.info("following new device %s", device_id)
+        return monitor
+
+    def _apply(self, device_id: str, result: MonitorResult, now: float) -> None:
+        """Publish what one monitor call produced and count its stream events."""
+        self.counters.count_processed(result.chunks)
+        for t in result.transitions:
+            self._publish_alert(t)
+        for e in result.stream_events:
+            if isinstance(e, Duplicate):
+                # Expected with QoS 1 (redelivery after a reconnect): counted, not rejected.
+                self.counters.count_duplicate()
+            elif isinstance(e, Late):
+                self._reject(samples_topic(device_id), e.reason, e.message, device_id, e.seq)
+            elif isinstance(e, Gap):
+                self.counters.count_gap(e.reason.value)
+                log.info("stream gap (%s) for device %s", e.reason.value, device_id)
+        self._maybe_publish_state(device_id, now)
+
+    def _periodic(self, now: float) -> None:
+        if now >= self._next_tick:
+            self._next_tick = now + self.config.tick_interval_s
+            for device_id, monitor in list(self.monitors.items()):
+                try:
+                    self._apply(device_id, monitor.tick(now), now)
+                except Exception:
+                    self._log_internal(device_id, "timer")
+                    self.counters.count_reject("internal")
+        if now >= self._next_metrics:
+            self._next_metrics = now + self.config.metrics_interval_s
+            self._publish_metrics(now)
+
+    # -- outgoing messages ---------------------------------------------------
+
+    def _publish_alert(self, t: AlarmTransition) -> None:
+        self.edge.publish(alerts_topic(t.device_id), _json(t.to_dict()), qos=1)
+        self.counters.count_alert(t)
+        log.info("alarm %s %s (%s) for device %s", t.condition.value, t.action.value,
+                 t.priority.value, t.device_id)
+
+    def _maybe_publish_state(self, device_id: str, now: float) -> None:
+        """Retained state when rhythm, quality or alarms change, else every interval."""
+        state: DeviceState = self.monitors[device_id].state()
+        key = (state.rhythm, state.quality, tuple(a.episode_id for a in state.active_alarms))
+        last = self._state_sent.get(device_id)
+        if (last is not None and last.key == key
+                and now - last.at < self.config.state_interval_s):
+            return
+        self.edge.publish(state_topic(device_id), _json(state.to_dict()), qos=1, retain=True)
+        self._state_sent[device_id] = _Published(key, now)
+
+    def _reject(self, topic: str, reason: str, message: str, device_id: str | None,
+                seq: int | None) -> None:
+        self.counters.count_reject(reason)
+        log.debug("rejected message from device %s: %s", device_id, reason)
+        shown = topic if len(topic) <= _MAX_ECHOED_TOPIC else topic[:_MAX_ECHOED_TOPIC] + "..."
+        body = {"device_id": device_id, "seq": seq, "reason": reason, "message": message,
+                "topic": shown}
+        self.edge.publish(REJECTS_TOPIC, _json(body), qos=1)
+
+    def _publish_metrics(self, now: float) -> None:
+        self.counters.set_overflow(self.edge.overflow)
+        uptime = now - self._started_at if self._started_at is not None else 0.0
+        payload = self.counters.to_json(devices=len(self.monitors), service=self.config.client_id,
+                                        uptime_s=round(uptime, 1))
+        self.edge.publish(METRICS_TOPIC, payload, qos=1, retain=True)
+
+    def _status(self, state: str, reason: str) -> bytes:
+        return _json({"v": 1, "state": state, "reason": reason, "service": self.config.client_id,
+                      "version": __version__, "detector_version": DETECTOR_VERSION})
+
+    def _announce_online(self) -> None:
+        # Runs on paho's thread after every (re)connect: after a network drop the
+        # broker has published the Will (offline), so "online" must be re-sent.
+        self.edge.publish(STATUS_TOPIC, self._status("online", "connected"), qos=1, retain=True)
+        log.info("service %s online", self.config.client_id)
+
+
+def _json(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
