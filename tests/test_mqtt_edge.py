@@ -14,7 +14,9 @@ import pytest
 from conftest import wait_until
 from detect.errors import BrokerError, ConfigError
 from ecgwatch.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto, free_port
-from ingest.mqtt import INVALID_TOPIC, BrokerURL, Credentials, MqttEdge, TlsOptions
+from ecgwatch import cli
+from ingest.mqtt import (INVALID_TOPIC, PASSWORD_ENV, USERNAME_ENV, BrokerURL, Credentials,
+                         MqttEdge, TlsOptions)
 
 
 def _id(prefix: str) -> str:
@@ -113,6 +115,27 @@ def password_broker(tmp_path_factory):
         yield b
 
 
+def test_serve_takes_the_password_from_a_file_or_the_environment_never_argv(
+        password_broker, tmp_path, monkeypatch, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["serve", "--password", "s3cret"])
+    assert exit_.value.code == 2                    # there is no such flag
+    serve = ["serve", "--broker", password_broker.url, "--duration", "0.2",
+             "--client-id", _id("cli")]
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\n")
+    assert cli.main([*serve, "--username", "svc", "--password-file", str(pw)]) == 0
+
+    monkeypatch.setenv(USERNAME_ENV, "svc")
+    monkeypatch.setenv(PASSWORD_ENV, "s3cret")
+    assert cli.main(serve) == 0
+    monkeypatch.setenv(PASSWORD_ENV, "wr0ng-pw")
+    capsys.readouterr()
+    assert cli.main(serve) == 1
+    err = capsys.readouterr().err
+    assert "refused" in err and "wr0ng-pw" not in err
+
+
 def test_broker_accepts_right_credentials_and_refuses_wrong_ones_without_logging_them(
         password_broker, caplog) -> None:
     caplog.set_level(logging.DEBUG)
@@ -146,6 +169,23 @@ def test_full_inbox_counts_overflow_and_keeps_the_oldest_messages(broker) -> Non
     assert [(m.topic, m.payload, m.received_at) for m in got] == \
         [(topic, b"m0", 42.0), (topic, b"m1", 42.0)]
     assert sub.inbox.empty()
+
+
+def test_messages_outside_the_subscriptions_never_reach_the_inbox(
+        embedded_broker, mqtt_collector, mqtt_publisher) -> None:
+    # amqtt 0.12 sends a connecting client the retained messages matching any
+    # *other* client's subscription; the edge must not pass them on.
+    other, mine = f"test/{uuid.uuid4().hex[:8]}/other", f"test/{uuid.uuid4().hex[:8]}/mine"
+    mqtt_collector(embedded_broker.url, [other])
+    pub = mqtt_publisher(embedded_broker.url)
+    pub.send(other, b"not for the edge", retain=True)
+    with MqttEdge(embedded_broker.url, _id("picky"), protocol="3.1.1",
+                  subscriptions=[(mine, 1)]) as edge:
+        pub.send(mine, b"for the edge")
+        got = edge.inbox.get(timeout=10)
+        assert (got.topic, got.payload) == (mine, b"for the edge")
+        assert edge.inbox.empty() and edge.unsolicited == 1
+    pub.send(other, b"", retain=True)   # clear the retained message
 
 
 def test_on_message_never_raises_on_a_non_utf8_topic(broker) -> None:

@@ -1,0 +1,169 @@
+"""``ecgwatch`` command line: serve, demo, simulate, analyze.
+
+Thin on purpose: it turns flags into config objects and hands over to
+``ecgwatch.service``, ``ecgwatch.demo``, ``ecgwatch.simulate`` and
+``ecgwatch.analyze``. Secrets are never flags (``ps`` shows argv to every
+user): the MQTT password comes from ``ECGWATCH_MQTT_PASSWORD`` or
+``--password-file``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+
+from detect.errors import EcgwatchError
+
+log = logging.getLogger("ecgwatch")
+
+# Subcommands whose flags belong to other modules: everything after the name
+# is passed to ``<module>.main(argv)`` unparsed.
+_DELEGATED = {"simulate": "ecgwatch.simulate", "analyze": "ecgwatch.analyze"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ecgwatch", description="Streaming arrhythmia detection for wearable ECG over MQTT.",
+        allow_abbrev=False)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # allow_abbrev=False: otherwise "--password SECRET" would be taken as
+    # "--password-file SECRET" and the secret echoed in the error message.
+    serve = sub.add_parser("serve", help="run the detection service against an MQTT broker",
+                           allow_abbrev=False)
+    serve.add_argument("--broker", metavar="URL",
+                       help="mqtt://host:port or mqtts://host:port; default: start an "
+                            "embedded broker on 127.0.0.1 (see --port)")
+    serve.add_argument("--port", type=int, default=1883,
+                       help="port of the embedded broker when --broker is not given")
+    serve.add_argument("--ca-file", help="CA bundle to verify the broker (TLS)")
+    serve.add_argument("--cert-file", help="client certificate for mutual TLS")
+    serve.add_argument("--key-file", help="private key of --cert-file")
+    serve.add_argument("--insecure", action="store_true",
+                       help="do not check the broker's host name against its certificate")
+    serve.add_argument("--username", help="MQTT username (default: $ECGWATCH_MQTT_USERNAME)")
+    serve.add_argument("--password-file",
+                       help="file whose first line is the MQTT password "
+                            "(default: $ECGWATCH_MQTT_PASSWORD)")
+    serve.add_argument("--client-id", default="ecgwatch", help="MQTT client id")
+    serve.add_argument("--protocol", choices=["auto", "5", "3.1.1"], default="auto",
+                       help="MQTT version; auto tries 5 then 3.1.1")
+    serve.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                       help="give up if the broker has not accepted us within this time")
+    serve.add_argument("--duration", type=float, metavar="S",
+                       help="stop after this many seconds (default: run until SIGINT/SIGTERM)")
+    _log_flag(serve)
+    serve.set_defaults(handler=_serve)
+
+    demo = sub.add_parser("demo", help="embedded broker + service + simulated fleet, "
+                                       "printing alerts as they happen", allow_abbrev=False)
+    demo.add_argument("--duration", type=float, default=60.0, metavar="S")
+    demo.add_argument("--devices", type=int, default=6)
+    demo.add_argument("--speed", type=float, default=1.0,
+                      help="simulated seconds per wall-clock second")
+    demo.add_argument("--format", choices=["json", "binary"], default="json",
+                      help="samples payload encoding the simulated devices use")
+    _log_flag(demo, default="WARNING")
+    demo.set_defaults(handler=_demo)
+
+    for name, help_text in (("simulate", "publish a simulated or recorded ECG fleet"),
+                            ("analyze", "run the detector offline over a record")):
+        # Listed for --help only: main() hands these over before parsing.
+        sub.add_parser(name, help=f"{help_text} (see 'ecgwatch {name} --help')", add_help=False)
+    return p
+
+
+def _log_flag(p: argparse.ArgumentParser, default: str = "INFO") -> None:
+    p.add_argument("--log-level", default=default,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in _DELEGATED:
+        module = importlib.import_module(_DELEGATED[args_list[0]])
+        return int(module.main(args_list[1:]) or 0)
+    args = build_parser().parse_args(args_list)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except EcgwatchError as e:
+        print(f"ecgwatch: error: {e}", file=sys.stderr)
+        return 1
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(stop: threading.Event, duration: float | None) -> Iterator[None]:
+    """Set ``stop`` on SIGINT/SIGTERM or after ``duration`` seconds; restore handlers after."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    timer = None
+    if duration is not None:
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ecgwatch.broker import EmbeddedBroker
+    from ecgwatch.service import Service, ServiceConfig
+    from ingest.mqtt import BrokerURL, Credentials, TlsOptions
+
+    tls = None
+    if args.ca_file or args.cert_file or args.key_file or args.insecure:
+        tls = TlsOptions(args.ca_file, args.cert_file, args.key_file, args.insecure)
+    if args.password_file:
+        credentials = Credentials.from_file(args.password_file, args.username)
+    else:
+        credentials = Credentials.from_env()
+        if args.username:
+            credentials = Credentials(args.username, credentials.password if credentials else None)
+
+    embedded = None
+    if args.broker is None:
+        embedded = EmbeddedBroker(port=args.port).start()
+        url, protocol = BrokerURL.parse(embedded.url), "3.1.1"   # amqtt is 3.1.1 only
+        print(f"ecgwatch: embedded MQTT broker listening on {embedded.url}", flush=True)
+    else:
+        url, protocol = BrokerURL.parse(args.broker), args.protocol
+    try:
+        config = ServiceConfig(broker=url, client_id=args.client_id, tls=tls,
+                               credentials=credentials, protocol=protocol,
+                               connect_timeout_s=args.connect_timeout)
+        stop = threading.Event()
+        with _stopping_on_signals(stop, args.duration):
+            Service(config).run(stop)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ecgwatch.demo import run_demo
+
+    stop = threading.Event()
+    with _stopping_on_signals(stop, None):
+        run_demo(duration=args.duration, devices=args.devices, speed=args.speed,
+                 fmt=args.format, stop_event=stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
