@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -109,6 +110,18 @@ class TlsOptions:
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ConfigError(f"TLS {name.replace('_', ' ')} {path!r} does not exist.")
+
+    def context(self) -> ssl.SSLContext:
+        """A client context that verifies the broker (and its name, unless insecure)."""
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca_file)
+            if self.cert_file is not None:
+                ctx.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(f"TLS files cannot be loaded (CA {self.ca_file!r}, certificate "
+                              f"{self.cert_file!r}): {e}.") from None
+        ctx.check_hostname = not self.insecure
+        return ctx
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +225,8 @@ class MqttEdge:
         self.unsolicited = 0                    # messages outside our subscriptions, dropped
         self.protocol_in_use: str | None = None  # "5" or "3.1.1" once connected
         self._client: paho.Client | None = None
+        self._ssl_context = (self.tls or TlsOptions()).context() \
+            if self.url.tls or self.tls is not None else None
         self._first = threading.Event()          # first CONNACK (or failure) seen
         self._first_rc: ReasonCode | None = None
         self._closed_early = False               # socket closed before the first CONNACK
@@ -254,8 +269,9 @@ class MqttEdge:
                 log.info("MQTT broker %s refused MQTT 5; retrying with 3.1.1", self.url)
                 continue
             if rc is None:
+                why = "no CONNACK came" if reached else self._why_unreachable()
                 raise BrokerError(f"MQTT broker {self.url} did not accept a connection from "
-                                  f"{self.client_id!r} within {timeout:g} s.")
+                                  f"{self.client_id!r} within {timeout:g} s ({why}).")
             raise BrokerError(f"MQTT broker {self.url} refused client {self.client_id!r}: {rc}.")
         raise AssertionError("unreachable")
 
@@ -307,11 +323,9 @@ class MqttEdge:
         # disconnected are sent after the reconnect.
         if self.credentials is not None:
             client.username_pw_set(self.credentials.username, self.credentials.password)
-        if self.url.tls or self.tls is not None:
-            t = self.tls or TlsOptions()
-            client.tls_set(ca_certs=t.ca_file, certfile=t.cert_file, keyfile=t.key_file,
-                           cert_reqs=ssl.CERT_REQUIRED)
-            client.tls_insecure_set(t.insecure)
+        if self._ssl_context is not None:
+            client.tls_set_context(self._ssl_context)
+            client.tls_insecure_set(self._ssl_context.check_hostname is False)
         if self.will is not None:
             client.will_set(self.will.topic, self.will.payload, self.will.qos, self.will.retain)
         client.on_connect = self._on_connect
@@ -339,6 +353,17 @@ class MqttEdge:
         client.loop_start()
         self._first.wait(timeout)
         return self._first_rc
+
+    def _why_unreachable(self) -> str:
+        """Redo the TCP/TLS part once, to say why: paho's retry loop swallows the error."""
+        try:
+            with socket.create_connection((self.url.host, self.url.port), timeout=2.0) as sock:
+                if self._ssl_context is not None:
+                    with self._ssl_context.wrap_socket(sock, server_hostname=self.url.host):
+                        pass
+        except (OSError, ssl.SSLError) as e:
+            return str(e)
+        return "it accepts connections now"
 
     @staticmethod
     def _shutdown(client: paho.Client) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -71,6 +72,51 @@ def test_tls_options_need_cert_and_key_together_and_existing_files(tmp_path: Pat
     with pytest.raises(ConfigError, match="does not exist"):
         TlsOptions(ca_file=str(tmp_path / "missing-ca.pem"))
     assert TlsOptions(cert_file=str(cert), key_file=str(cert), insecure=True).insecure
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def tls_brokers(tmp_path_factory):
+    """Two TLS mosquitto brokers signed by a test CA: one certified for 127.0.0.1,
+    one for another name. Yields (ca_file, right_broker, wrong_name_broker)."""
+    if find_mosquitto() is None or shutil.which("openssl") is None:
+        pytest.skip("needs mosquitto and openssl")
+    d = tmp_path_factory.mktemp("tls")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+             "-subj", "/CN=ecgwatch test CA", cwd=d)
+    for name, san in (("right", "IP:127.0.0.1"), ("wrong", "DNS:not-this-host.example")):
+        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={name}", cwd=d)
+        (d / f"{name}.ext").write_text(f"subjectAltName={san}\n")
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{name}.pem", "-days", "2",
+                 "-extfile", f"{name}.ext", cwd=d)
+    brokers = [MosquittoBroker(extra_conf=f"certfile {d}/{n}.pem\nkeyfile {d}/{n}.key").start()
+               for n in ("right", "wrong")]
+    yield str(d / "ca.pem"), *brokers
+    for b in brokers:
+        b.stop()
+
+
+def test_mqtts_verifies_the_broker_certificate_and_name(tls_brokers) -> None:
+    ca, right, wrong = tls_brokers
+    with MqttEdge(f"mqtts://127.0.0.1:{right.port}", _id("tls"),
+                  tls=TlsOptions(ca_file=ca)) as edge:
+        assert edge.connected.is_set()
+    unknown_ca = MqttEdge(f"mqtts://127.0.0.1:{right.port}", _id("tls"))
+    with pytest.raises(BrokerError, match="certificate verify failed"):
+        unknown_ca.start(timeout=1)
+    wrong_name = MqttEdge(f"mqtts://127.0.0.1:{wrong.port}", _id("tls"), tls=TlsOptions(ca))
+    with pytest.raises(BrokerError, match="certificate verify failed"):
+        wrong_name.start(timeout=1)
+    # --insecure skips only the name check; the CA is still verified.
+    with MqttEdge(f"mqtts://127.0.0.1:{wrong.port}", _id("tls"),
+                  tls=TlsOptions(ca, insecure=True)) as edge:
+        assert edge.connected.is_set()
 
 
 # -- credentials -------------------------------------------------------------
