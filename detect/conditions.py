@@ -31,9 +31,10 @@ Conditions (rule and source):
 * **leads_off / saturation** - two consecutive LEADS_OFF / SATURATED quality
   windows (4 s: long enough to ignore a tug on a cable); ends at the first
   window of any other quality.
-* **unusable_signal** - two consecutive windows that are not usable, unless
-  leads_off or saturation already names the cause (one technical alarm per
-  problem); ends at the first usable window.
+* **unusable_signal** - two consecutive windows that are not usable and not
+  already explained by an active leads_off or saturation (one technical
+  alarm per problem, and the ringing window after a clipped stretch does not
+  start a second one); ends at the first window that is usable or explained.
 
 Rules that keep noise from becoming a physiological alarm (IEC 60601-2-27
 requires the monitor to show a technical alarm, not a rhythm alarm, when the
@@ -286,16 +287,16 @@ class ConditionTracker:
         q = w.quality
         off = self._run("off", q is Quality.LEADS_OFF, w)
         sat = self._run("sat", q is Quality.SATURATED, w)
-        bad = self._run("bad", not q.usable, w)
-        want = {Condition.LEADS_OFF: off >= 2, Condition.SATURATION: sat >= 2}
-        want[Condition.NOISE] = bad >= 2 and not (want[Condition.LEADS_OFF]
-                                                  or want[Condition.SATURATION])
+        explained = (off >= 2 and q is Quality.LEADS_OFF) or (sat >= 2 and q is Quality.SATURATED)
+        bad = self._run("bad", not q.usable and not explained, w)
+        want = {Condition.LEADS_OFF: off >= 2, Condition.SATURATION: sat >= 2,
+                Condition.NOISE: bad >= 2}
         out = []
         for cond, on in want.items():
             was = cond in self._active
             if on and not was:
                 key = {Condition.LEADS_OFF: "off", Condition.SATURATION: "sat"}.get(cond, "bad")
-                onset = self._runs[key][1] if cond is not Condition.NOISE or bad == 2 else w.start
+                onset = self._runs[key][1]
                 self._active[cond] = onset
                 out.append(self._observe(cond, True, onset, w.end,
                                          f"{q.value} signal (score {w.score:.2f})"))

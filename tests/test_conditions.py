@@ -207,6 +207,17 @@ def test_mixed_bad_windows_raise_unusable_signal():
     assert of(obs, C.LEADS_OFF) == []
 
 
+def test_one_bad_window_after_a_saturated_stretch_raises_nothing_more():
+    bad = {3: Quality.SATURATED, 4: Quality.SATURATED, 5: Quality.SATURATED,
+           6: Quality.UNUSABLE}
+    obs = observe(regular(0.5, 1.0, 30), 30.0, bad)
+    assert of(obs, C.SATURATION) == [(True, idx(6.0), idx(10.0)), (False, idx(12.0), idx(14.0))]
+    assert of(obs, C.NOISE) == []
+    bad[7] = Quality.UNUSABLE                                    # two: a problem of its own
+    assert of(observe(regular(0.5, 1.0, 30), 30.0, bad), C.NOISE) == [
+        (True, idx(12.0), idx(16.0)), (False, idx(16.0), idx(18.0))]
+
+
 def test_noisy_windows_are_usable():
     obs = observe(regular(0.5, 0.4, 60), 24.0, bad={k: Quality.NOISY for k in range(12)})
     assert of(obs, C.EXTREME_TACHYCARDIA)[0][0] is True
