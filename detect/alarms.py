@@ -137,10 +137,10 @@ class AlarmManager:
             base = ep.off_evidence
             assert base is not None
             start, end = self._time(ep.off_index), self._time(clear_at)
+            absent = f"absent for {self.config.alarms.clear_after_s:g} s"
             ev = replace(base, start=start, end=max(end, start), sample_start=ep.off_index,
                          sample_end=clear_at,
-                         detail=f"{base.detail}; absent for "
-                                f"{self.config.alarms.clear_after_s:g} s".lstrip("; "))
+                         detail=f"{base.detail}; {absent}" if base.detail else absent)
             out.append(self._transition(cond, Action.CLEARED, ep, max(end, ep.onset), ev))
         return out
 

@@ -93,6 +93,23 @@ class Observation:
                              f"is decided at sample {self.at}, before it happened.")
 
 
+class _Run:
+    """Consecutive quality windows of one kind, and where the run began."""
+
+    __slots__ = ("count", "start")
+
+    def __init__(self) -> None:
+        self.count, self.start = 0, 0
+
+    def step(self, hit: bool, start: int) -> int:
+        if not hit:
+            self.count = 0
+        else:
+            self.start = start if self.count == 0 else self.start
+            self.count += 1
+        return self.count
+
+
 # Sweep event kinds, in the order they are handled at one sample index.
 _DEADLINE, _WINDOW_END, _WINDOW_START, _BEAT = range(4)
 
@@ -116,7 +133,6 @@ class ConditionTracker:
         self._q_end = 0                 # end of the quality windows received
         self._horizon = 0
         self._pos = 0                   # everything before this has been swept
-        self._next_start: QualityWindow | None = None   # window whose START is pending
         self._current: QualityWindow | None = None      # window covering the sweep
         # Rhythm state over the current usable stretch.
         self._usable = False
@@ -124,8 +140,8 @@ class ConditionTracker:
         self._last_beat: int | None = None
         self._rrs: deque[int] = deque(maxlen=max(lim.brady_beats, lim.tachy_beats))
         self._active: dict[Condition, int] = {}   # condition -> onset index
-        # Technical runs: consecutive windows and where the run began.
-        self._runs: dict[str, tuple[int, int]] = {"off": (0, 0), "sat": (0, 0), "bad": (0, 0)}
+        # Technical runs of consecutive windows.
+        self._off, self._sat, self._bad = _Run(), _Run(), _Run()
         self.beats_dropped = 0          # beats inside unusable windows or after the horizon
 
     # ------------------------------------------------------------------ API
@@ -196,11 +212,11 @@ class ConditionTracker:
         self._active.clear()
         self._beats.clear()
         self._windows.clear()
-        self._next_start = self._current = None
+        self._current = None
         self._q_end = self._horizon = self._pos = index
         self._reset_rhythm()
         self._usable = False
-        self._runs = {k: (0, 0) for k in self._runs}
+        self._off, self._sat, self._bad = _Run(), _Run(), _Run()
         return out
 
     # ---------------------------------------------------------------- sweep
@@ -216,7 +232,7 @@ class ConditionTracker:
             if kind == _DEADLINE:
                 out.append(self._on_asystole(pos))
             elif kind == _WINDOW_END:
-                out.extend(self._on_window_end(self._current))
+                out.extend(self._on_window_end())
             elif kind == _WINDOW_START:
                 out.extend(self._on_window_start(self._windows.popleft()))
             else:
@@ -281,35 +297,28 @@ class ConditionTracker:
             self._reset_rhythm()
         return out
 
-    def _on_window_end(self, w: QualityWindow | None) -> list[Observation]:
+    def _on_window_end(self) -> list[Observation]:
+        w, self._current = self._current, None
         assert w is not None
-        self._current = None
         q = w.quality
-        off = self._run("off", q is Quality.LEADS_OFF, w)
-        sat = self._run("sat", q is Quality.SATURATED, w)
+        off = self._off.step(q is Quality.LEADS_OFF, w.start)
+        sat = self._sat.step(q is Quality.SATURATED, w.start)
         explained = (off >= 2 and q is Quality.LEADS_OFF) or (sat >= 2 and q is Quality.SATURATED)
-        bad = self._run("bad", not q.usable and not explained, w)
-        want = {Condition.LEADS_OFF: off >= 2, Condition.SATURATION: sat >= 2,
-                Condition.NOISE: bad >= 2}
+        self._bad.step(not q.usable and not explained, w.start)
+        runs = {Condition.LEADS_OFF: self._off, Condition.SATURATION: self._sat,
+                Condition.NOISE: self._bad}
         out = []
-        for cond, on in want.items():
-            was = cond in self._active
+        for cond, run in runs.items():
+            on, was = run.count >= 2, cond in self._active
             if on and not was:
-                key = {Condition.LEADS_OFF: "off", Condition.SATURATION: "sat"}.get(cond, "bad")
-                onset = self._runs[key][1]
-                self._active[cond] = onset
-                out.append(self._observe(cond, True, onset, w.end,
+                self._active[cond] = run.start
+                out.append(self._observe(cond, True, run.start, w.end,
                                          f"{q.value} signal (score {w.score:.2f})"))
             elif was and not on:
                 del self._active[cond]
                 out.append(self._observe(cond, False, w.start, w.end,
                                          f"signal {q.value} again (score {w.score:.2f})"))
         return out
-
-    def _run(self, key: str, hit: bool, w: QualityWindow) -> int:
-        count, start = self._runs[key]
-        self._runs[key] = (count + 1, start if count else w.start) if hit else (0, 0)
-        return self._runs[key][0]
 
     def _on_beat(self, beat: Beat) -> list[Observation]:
         b = beat.index
