@@ -1,47 +1,202 @@
-"""Per-device streaming pipeline: resample -> filter -> R-peaks -> quality -> alarms.
-
-CONTRACT (stable; the body is being built):
+"""Per-device streaming pipeline: resample -> filter -> quality -> R-peaks -> alarms.
 
     p = DevicePipeline(device_id, DetectorConfig())
-    r = p.push(chunk)      # chunk: detect.types.Chunk, in seq order, contiguous
-    r.beats                # tuple[Beat, ...] newly confirmed beats
-    r.transitions          # tuple[AlarmTransition, ...] alarm raised/updated/cleared
+    r = p.push(chunk)      # chunks in seq order, contiguous (the reassembler's job)
+    r.beats                # newly confirmed beats
+    r.transitions          # alarm transitions (raised / updated / cleared)
     r = p.gap(start, end, detail)   # device-time discontinuity before the next chunk
     r = p.flush()          # end of a finite record: decide what is pending
-    p.state()              # DeviceState
+    p.state()              # DeviceState for the retained state topic
+
+A *segment* is a contiguous run of samples at one input rate. A gap or a
+rate change ends the segment: the signal chain restarts (filters and the
+detector cannot bridge missing samples), while alarms and the stream's index
+grid carry on. Internal-rate indices count device time from the stream's
+first sample, ``t = origin + index / fs``, so an index always names one
+device time and alarm ids stay the same whatever the chunking.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import DETECTOR_VERSION
+from .alarms import AlarmManager
+from .conditions import ConditionTracker
 from .config import DetectorConfig
-from .types import AlarmTransition, Beat, Chunk, DeviceState, Quality
+from .filters import CleaningFilter
+from .quality import SignalQuality
+from .resample import Resampler
+from .rpeaks import RPeakDetector
+from .types import (AlarmTransition, Beat, Chunk, DeviceState, Quality, QualityWindow,
+                    check_device_id)
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineResult:
     beats: tuple[Beat, ...] = ()
     transitions: tuple[AlarmTransition, ...] = ()
+    quality: tuple[QualityWindow, ...] = ()
+
+    def __add__(self, other: "PipelineResult") -> "PipelineResult":
+        return PipelineResult(self.beats + other.beats, self.transitions + other.transitions,
+                              self.quality + other.quality)
+
+
+class _Segment:
+    """The signal chain for one contiguous run of samples at one input rate."""
+
+    def __init__(self, fs_in: float, offset: int, config: DetectorConfig) -> None:
+        fs = config.fs
+        self.fs_in = fs_in
+        self.offset = offset                  # stream index of this segment's sample 0
+        self.resampler = Resampler(fs_in, fs)
+        self.cleaner = CleaningFilter(fs, config.bandpass_hz, config.mains_hz, config.notch_q)
+        self.detector = RPeakDetector(fs)
+        self.quality = SignalQuality(config, start=offset)
+        self.usable = True                    # quality of the last window
+
+    @property
+    def end(self) -> int:
+        """Stream index just after the last sample produced."""
+        return self.offset + self.resampler.produced
+
+    def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow]]:
+        y = self.resampler.push(samples)
+        clean = self.cleaner.push(y)
+        windows = self.quality.push(y, clean)
+        for w in windows:
+            # Signal usable again after noise: the detector's levels are stale
+            # (noise peaks inflated them), so it learns afresh from here.
+            if w.quality.usable and not self.usable:
+                self.detector.relearn(w.end - self.offset)
+            self.usable = w.quality.usable
+        peaks = [p + self.offset for p in self.detector.push(y)]
+        return peaks, windows
+
+    def close(self) -> tuple[list[int], list[QualityWindow]]:
+        """Decide what is pending at the end of the segment."""
+        end = self.end
+        # Silence through the detector completes its look-ahead and search-back;
+        # only beats before the real end count.
+        tail = self.detector.push(np.zeros(int(round(2.0 * self.detector.fs))))
+        peaks = [p + self.offset for p in tail if p + self.offset < end]
+        return peaks, self.quality.flush()
+
+    def horizon(self) -> int:
+        return self.offset + self.detector.horizon
 
 
 class DevicePipeline:
-    def __init__(self, device_id: str, config: DetectorConfig | None = None) -> None:
-        self.device_id = device_id
-        self.config = config or DetectorConfig()
-        self._t = None
+    """All per-device analysis state, fed chunk by chunk; pure and deterministic."""
 
+    def __init__(self, device_id: str, config: DetectorConfig | None = None) -> None:
+        self.device_id = check_device_id(device_id)
+        self.config = config or DetectorConfig()
+        self.fs = self.config.fs
+        self._origin: float | None = None
+        self._seg: _Segment | None = None
+        self._end = 0                          # stream index analysed up to
+        self._resume_gap: tuple[float, float, str] | None = None
+        self._beats = 0
+        self._last_beat: int | None = None
+        self._quality = Quality.GOOD
+        self._tracker = ConditionTracker(device_id, self.config, index_to_time=self._time)
+        self._alarms = AlarmManager(device_id, self.config, DETECTOR_VERSION, self.fs,
+                                    index_to_time=self._time)
+
+    # ----------------------------------------------------------------- input
     def push(self, chunk: Chunk) -> PipelineResult:
-        self._t = chunk.t_end
-        return PipelineResult()
+        if chunk.device_id != self.device_id:
+            raise ValueError(f"Chunk from device {chunk.device_id!r} pushed into the "
+                             f"pipeline of device {self.device_id!r}.")
+        out = PipelineResult()
+        if self._seg is not None and self._seg.fs_in != chunk.fs:
+            out += self.gap(self._time(self._end), chunk.t0, "sampling rate changed")
+        if self._seg is None:
+            out += self._open(chunk)
+        seg = self._seg
+        assert seg is not None
+        peaks, windows = seg.push(chunk.samples)
+        self._end = seg.end
+        return out + self._decide(peaks, windows, seg.horizon())
 
     def gap(self, start: float, end: float, detail: str = "") -> PipelineResult:
-        return PipelineResult()
+        """The stream broke between device times ``start`` and ``end``."""
+        if self._origin is None:
+            return PipelineResult()
+        out = self._close()
+        end = max(end, start)
+        out += PipelineResult(transitions=tuple(
+            self._alarms.gap(start, end, self._end, detail)))
+        self._resume_gap = (start, end, detail)
+        return out
 
     def flush(self) -> PipelineResult:
-        return PipelineResult()
+        """Decide everything pending, as at the end of a finite record."""
+        return self._close()
 
+    # ------------------------------------------------------------- segments
+    def _open(self, chunk: Chunk) -> PipelineResult:
+        delay = Resampler(chunk.fs, self.fs).delay_s
+        if self._origin is None:
+            # Resampled sample 0 lies ``delay`` before the first input sample.
+            self._origin = chunk.t0 - delay
+            self._seg = _Segment(chunk.fs, 0, self.config)
+            return PipelineResult()
+        # Later segments sit on the same grid; a clock that stepped backwards
+        # must not reuse indices, so the grid only moves forward.
+        offset = max(self._index(chunk.t0 - delay), self._end)
+        self._seg = _Segment(chunk.fs, offset, self.config)
+        out = list(self._alarms.push(self._tracker.gap(offset), offset))
+        if self._resume_gap is not None:
+            start, _, detail = self._resume_gap
+            # Samples flow again: the gap alarm may clear after clear_after_s.
+            out += self._alarms.gap(start, max(start, self._time(offset)), offset, detail)
+            self._resume_gap = None
+        self._last_beat = None
+        return PipelineResult(transitions=tuple(out))
+
+    def _close(self) -> PipelineResult:
+        seg, self._seg = self._seg, None
+        if seg is None:
+            return PipelineResult()
+        peaks, windows = seg.close()
+        return self._decide(peaks, windows, seg.end)
+
+    # -------------------------------------------------------------- decisions
+    def _decide(self, peaks: list[int], windows: list[QualityWindow],
+                horizon: int) -> PipelineResult:
+        beats = []
+        for p in peaks:
+            rr = None if self._last_beat is None else (p - self._last_beat) / self.fs
+            self._last_beat = p
+            beats.append(Beat(self.device_id, p, self._time(p), rr if rr and rr > 0 else None))
+        self._beats += len(beats)
+        if windows:
+            self._quality = windows[-1].quality
+        obs = self._tracker.push(beats, windows, horizon)
+        transitions = self._alarms.push(obs, self._tracker.frontier)
+        return PipelineResult(tuple(beats), tuple(transitions), tuple(windows))
+
+    def _time(self, index: int) -> float:
+        return (self._origin or 0.0) + index / self.fs
+
+    def _index(self, t: float) -> int:
+        return max(0, int(round((t - (self._origin or 0.0)) * self.fs)))
+
+    # ----------------------------------------------------------------- state
     def state(self) -> DeviceState:
-        return DeviceState(self.device_id, self._t, None, "unknown", Quality.GOOD,
-                           detector_version=DETECTOR_VERSION)
+        hr = self._tracker.heart_rate()
+        return DeviceState(
+            device_id=self.device_id,
+            time=None if self._origin is None else self._time(self._end),
+            heart_rate=hr if self._quality.usable else None,
+            rhythm=self._tracker.rhythm() if self._quality.usable else "unknown",
+            quality=self._quality,
+            active_alarms=self._alarms.active(),
+            beats=self._beats,
+            detector_version=DETECTOR_VERSION,
+        )

@@ -101,6 +101,9 @@ class RPeakDetector:
         self._next_cand = 0                    # first index not yet scanned for candidates
         # Decision state.
         self._learning: list[_Candidate] | None = []
+        self._learn_start, self._learn_end = 0, self._learn
+        self._learn_horizon = 0
+        self._relearn_at: list[int] = []
         self._pending: list[_Candidate] = []   # candidates decided but open to search-back
         self.spk = 0.0
         self.npk = 0.0
@@ -117,11 +120,24 @@ class RPeakDetector:
     def horizon(self) -> int:
         """Every beat with an index below this has been returned."""
         if self._learning is not None:
-            return 0
+            return self._learn_horizon
         h = self._next_cand - self._locate - self._delay
         if self._pending:
             h = min(h, min(c.r for c in self._pending))
         return max(0, h)
+
+    def relearn(self, index: int) -> None:
+        """Learn the thresholds afresh from ``index`` on.
+
+        For when the signal changed under the detector (noise that ended, an
+        electrode moved): the old levels would make it deaf for seconds.
+        ``index`` must not lie before samples already pushed.
+        """
+        if index < self._n:
+            raise ValueError(f"Cannot relearn from sample {index}: {self._n} samples "
+                             "were already analysed.")
+        self._relearn_at.append(int(index))
+        self._relearn_at.sort()
 
     def push(self, x: FloatArray) -> list[int]:
         x = np.asarray(x, dtype=np.float64)
@@ -197,24 +213,34 @@ class RPeakDetector:
 
     # --------------------------------------------------------------- decisions
     def _advance_to(self, index: int) -> None:
-        """Take every search-back decision that falls due up to ``index``."""
-        if self._learning is not None:
-            if index >= self._learn:
-                self._finish_learning()
-            else:
-                return
+        """Take every decision that falls due up to ``index``, in index order."""
         while True:
+            if self._learning is not None:
+                if index < self._learn_end:
+                    return
+                self._finish_learning()
             due = self._searchback_due()
+            relearn = self._relearn_at[0] if self._relearn_at else None
+            if relearn is not None and relearn <= index and (due is None or relearn <= due):
+                self._relearn_at.pop(0)
+                self._start_learning(relearn)
+                continue
             if due is None or due > index:
-                break
+                return
             self._searchback(due)
+
+    def _start_learning(self, at: int) -> None:
+        self._learn_horizon = self.horizon
+        self._learning = []
+        self._learn_start, self._learn_end = at, at + self._learn
+        self._pending = []
 
     def _finish_learning(self) -> None:
         cands, self._learning = self._learning or [], None
         heights = np.array([c.height for c in cands]) if cands else np.zeros(1)
         self.spk = max(float(heights.max()) * 0.5, self._floor)
         self.npk = float(np.median(heights)) * 0.5
-        self._sb_from = 0
+        self._sb_from = self._learn_start
         for c in cands:
             self._on_candidate(c)
 
