@@ -26,7 +26,7 @@ def test_a_csv_with_an_asystole_reports_one_asystole_episode(tmp_path, capsys):
     assert len(eps) == 1
     last_beat = r[r < 30][-1]
     assert abs(eps[0]["onset"] - last_beat) <= 0.5
-    assert abs(out["fs"] - FS) < 1e-6 and out["beats"] == pytest.approx(r.size, abs=1)
+    assert abs(out["fs"] - FS) < 1e-3 and out["beats"] == pytest.approx(r.size, abs=1)
 
 
 def test_one_column_csv_needs_a_rate(tmp_path, capsys):
