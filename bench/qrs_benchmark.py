@@ -86,6 +86,12 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
+def _name(m: str) -> str:
+    if m == "ecgwatch":
+        return "**ecgwatch** (streaming, 1 s chunks)"
+    return f"neurokit2 `{m}`" if m in NEUROKIT else f"wfdb `{m}`"
+
+
 def markdown(summary: dict, methods: list[str], dbs: list[str]) -> str:
     lines = ["| database | detector | Se % | +P % | F1 % | FN | FP | CPU s per signal hour |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -95,10 +101,26 @@ def markdown(summary: dict, methods: list[str], dbs: list[str]) -> str:
             if not a:
                 continue
             s = a["score"]
-            name = f"**{m}** (streaming, 1 s chunks)" if m == "ecgwatch" else f"neurokit2 `{m}`" \
-                if m in NEUROKIT else f"wfdb `{m}`"
-            lines.append(f"| {db} | {name} | {100 * s.se:.2f} | {100 * s.ppv:.2f} | "
+            lines.append(f"| {db} | {_name(m)} | {100 * s.se:.2f} | {100 * s.ppv:.2f} | "
                          f"{100 * s.f1:.2f} | {s.fn} | {s.fp} | {3600 * a['cpu'] / a['sig']:.1f} |")
+    return "\n".join(lines)
+
+
+def snr_table(rows: list[dict], methods: list[str]) -> str:
+    """Noise Stress Test: Se / +P per SNR (records 118 and 119 pooled)."""
+    snrs = ["24", "12", "06", "00", "_6"]
+    by = {}
+    for r in rows:
+        if r["db"] == "nstdb":
+            key = (r["method"], r["record"][4:])
+            by[key] = by.get(key, DetectionScore(0, 0, 0)) + DetectionScore(r["tp"], r["fn"], r["fp"])
+    head = "| detector | " + " | ".join(f"{s.replace('_', '-')} dB Se / +P %" for s in snrs) + " |"
+    lines = [head, "|---|" + "---:|" * len(snrs)]
+    for m in methods:
+        cells = [f"{100 * by[(m, s)].se:.1f} / {100 * by[(m, s)].ppv:.1f}" if (m, s) in by
+                 else "" for s in snrs]
+        if any(cells):
+            lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -109,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=ROOT / "out")
     ap.add_argument("--update-docs", action="store_true")
+    ap.add_argument("--render", type=Path, metavar="JSON",
+                    help="only re-render the tables from an earlier run's JSON")
     args = ap.parse_args(argv)
+    if args.render:
+        rows = json.loads(args.render.read_text())
+        return _report(rows, args)
     if not data_dir().is_dir():
         print(f"PhysioNet data not found at {data_dir()}; set ECGWATCH_DATA.", file=sys.stderr)
         return 2
@@ -126,9 +153,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\r{i}/{len(jobs)} {row['db']}/{row['record']} {row['method']:<16}",
                   end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    table = markdown(summarise(rows), args.methods, args.databases)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "qrs_benchmark.json").write_text(json.dumps(rows, indent=1))
+    return _report(rows, args)
+
+
+def _report(rows: list[dict], args: argparse.Namespace) -> int:
+    methods = [m for m in args.methods if any(r["method"] == m for r in rows)]
+    dbs = [d for d in args.databases if any(r["db"] == d for r in rows)]
+    table = markdown(summarise(rows), methods, dbs)
+    if "nstdb" in dbs:
+        table += "\n\nNoise Stress Test by signal-to-noise ratio:\n\n" + snr_table(rows, methods)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "qrs_benchmark.md").write_text(table + "\n")
     print(table)
     if args.update_docs:
