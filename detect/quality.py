@@ -65,7 +65,7 @@ judged in this order (first match wins):
    non-physiological windows, 1 for quiet ones).
 
 Calibration (2 s windows at 250 Hz, MLII lead, the project's resampler and
-cleaning filter): MIT-BIH Arrhythmia record 100 is 100 % GOOD; over all 48
+cleaning filter; reproduce with ``python bench/quality_calibration.py``): MIT-BIH Arrhythmia record 100 is 100 % GOOD; over all 48
 records 92 % of windows are GOOD, 7 % NOISY and 0.6 % UNUSABLE (mostly the
 known noisy records 105, 108, 114 and 228). In the noisy blocks of NSTDB
 118e_6 and 119e_6 (electrode motion at -6 dB SNR) 98 % of windows are
