@@ -65,12 +65,12 @@ judged in this order (first match wins):
    non-physiological windows, 1 for quiet ones).
 
 Calibration (2 s windows at 250 Hz, MLII lead, the project's resampler and
-cleaning filter; reproduce with ``python bench/quality_calibration.py``): MIT-BIH Arrhythmia record 100 is 100 % GOOD; over all 48
-records 92 % of windows are GOOD, 7 % NOISY and 0.6 % UNUSABLE (mostly the
-known noisy records 105, 108, 114 and 228). In the noisy blocks of NSTDB
-118e_6 and 119e_6 (electrode motion at -6 dB SNR) 98 % of windows are
-UNUSABLE; at 0 dB 75 %; at 6 dB 5-9 % (the rest GOOD or NOISY), as a detector
-still finds most beats there. Known limit: ventricular flutter and some VT
+cleaning filter; reproduce with ``python bench/quality_calibration.py``):
+over all 48 MIT-BIH records 92 % of windows are GOOD, 7 % NOISY and 0.6 %
+UNUSABLE (mostly the known noisy records 105, 108, 114 and 228). In the
+noisy blocks of the Noise Stress Test records 118 and 119 (electrode motion)
+98 % of windows are UNUSABLE at -6 dB SNR, 68 % at 0 dB and 7 % at 6 dB (the
+rest GOOD or NOISY), as a detector still finds most beats there. Known limit: ventricular flutter and some VT
 look like motion noise to these indices (low kurtosis, energy spread over
 the cycle): 3 % of MIT-BIH VT/VFL windows are UNUSABLE and most of the rest
 NOISY, so a VT run can lose a window of rate analysis.
