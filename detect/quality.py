@@ -70,10 +70,12 @@ over all 48 MIT-BIH records 92 % of windows are GOOD, 7 % NOISY and 0.6 %
 UNUSABLE (mostly the known noisy records 105, 108, 114 and 228). In the
 noisy blocks of the Noise Stress Test records 118 and 119 (electrode motion)
 98 % of windows are UNUSABLE at -6 dB SNR, 68 % at 0 dB and 7 % at 6 dB (the
-rest GOOD or NOISY), as a detector still finds most beats there. Known limit: ventricular flutter and some VT
-look like motion noise to these indices (low kurtosis, energy spread over
-the cycle): 3 % of MIT-BIH VT/VFL windows are UNUSABLE and most of the rest
-NOISY, so a VT run can lose a window of rate analysis.
+rest GOOD or NOISY), as a detector still finds most beats there.
+
+Known limit: ventricular flutter and some VT look like motion noise to these
+indices (low kurtosis, energy spread over the cycle): a few of MIT-BIH's
+VT/VFL windows are judged UNUSABLE and most of the rest NOISY, so a VT run
+can lose a window of rate analysis.
 """
 
 from __future__ import annotations
