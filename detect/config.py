@@ -69,3 +69,32 @@ class DetectorConfig:
 
     def with_alarms(self, **changes: Any) -> "DetectorConfig":
         return replace(self, alarms=replace(self.alarms, **changes))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DetectorConfig":
+        """Build from a parsed config file: top-level detector fields plus an
+        ``alarms`` table of AlarmLimits fields. Unknown keys are errors, so a
+        typo never silently leaves a default in force."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"Detector configuration must be a mapping, not {type(data).__name__}.")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"Unknown detector setting(s) {sorted(unknown)}; known: {sorted(known)}.")
+        kw = dict(data)
+        alarms = kw.pop("alarms", {})
+        if not isinstance(alarms, dict):
+            raise ConfigError("Detector setting 'alarms' must be a mapping of alarm limits.")
+        known_alarms = {f.name for f in fields(AlarmLimits)}
+        unknown = set(alarms) - known_alarms
+        if unknown:
+            raise ConfigError(f"Unknown alarm limit(s) {sorted(unknown)}; known: {sorted(known_alarms)}.")
+        for key in ("bandpass_hz", "mains_hz"):
+            if key in kw:
+                if not isinstance(kw[key], list):
+                    raise ConfigError(f"Detector setting {key}={kw[key]!r} must be a list of numbers.")
+                kw[key] = tuple(kw[key])
+        try:
+            return cls(alarms=AlarmLimits(**alarms), **kw)
+        except TypeError as e:
+            raise ConfigError(f"Detector configuration is not valid: {e}.") from None

@@ -10,6 +10,7 @@ user): the MQTT password comes from ``ECGWATCH_MQTT_PASSWORD`` or
 from __future__ import annotations
 
 import argparse
+import json
 import contextlib
 import importlib
 import logging
@@ -17,8 +18,10 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
-from detect.errors import EcgwatchError
+from detect.config import DetectorConfig
+from detect.errors import ConfigError, EcgwatchError
 
 log = logging.getLogger("ecgwatch")
 
@@ -52,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="file whose first line is the MQTT password "
                             "(default: $ECGWATCH_MQTT_PASSWORD)")
     serve.add_argument("--client-id", default="ecgwatch", help="MQTT client id")
+    serve.add_argument("--config", metavar="FILE",
+                       help="JSON file of detector settings and alarm limits, e.g. "
+                            '{"alarms": {"asystole_s": 5, "tachy_bpm": 150}}')
     serve.add_argument("--protocol", choices=["auto", "5", "3.1.1"], default="auto",
                        help="MQTT version; auto tries 5 then 3.1.1")
     serve.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
@@ -145,7 +151,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = ServiceConfig(broker=url, client_id=args.client_id, tls=tls,
                                credentials=credentials, protocol=protocol,
-                               connect_timeout_s=args.connect_timeout)
+                               connect_timeout_s=args.connect_timeout,
+                               detector=_detector_config(args.config))
         stop = threading.Event()
         with _stopping_on_signals(stop, args.duration):
             Service(config).run(stop)
@@ -153,6 +160,18 @@ def _serve(args: argparse.Namespace) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _detector_config(path: str | None) -> DetectorConfig:
+    if path is None:
+        return DetectorConfig()
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"Cannot read the config file {path}: {e.strerror}.") from None
+    except ValueError as e:
+        raise ConfigError(f"The config file {path} is not valid JSON: {e}.") from None
+    return DetectorConfig.from_dict(data)
 
 
 def _demo(args: argparse.Namespace) -> int:

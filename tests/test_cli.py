@@ -67,3 +67,27 @@ def test_simulate_and_analyze_get_their_arguments_unparsed(monkeypatch) -> None:
     assert seen == {"simulate": ["--broker", "mqtt://h:1", "--devices", "3"],
                     "analyze": ["rec.dat", "--help"]}
 
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"alarms": {"asystole_s": -1}}', "asystole_s=-1"),
+    ('{"alarms": {"asystol_s": 5}}', "asystol_s"),
+    ('{"fs": 250, "speed": 2}', "speed"),
+    ('{"alarms": ', "not valid JSON"),
+])
+def test_serve_refuses_a_bad_config_file_with_a_sentence(tmp_path, content, words, capsys):
+    f = tmp_path / "ecgwatch.json"
+    f.write_text(content)
+    port = free_port()
+    code = cli.main(["serve", "--broker", f"mqtt://127.0.0.1:{port}", "--config", str(f),
+                     "--connect-timeout", "0.3", "--log-level", "ERROR"])
+    assert code == 1
+    assert words in capsys.readouterr().err
+
+
+def test_a_config_file_sets_the_alarm_limits():
+    from detect.config import DetectorConfig
+    cfg = DetectorConfig.from_dict({"alarms": {"asystole_s": 6, "tachy_bpm": 150},
+                                    "mains_hz": [50]})
+    assert cfg.alarms.asystole_s == 6 and cfg.alarms.tachy_bpm == 150
+    assert cfg.alarms.brady_bpm == 40 and cfg.mains_hz == (50,)
