@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 LOCALHOST = "127.0.0.1"
 _START_TIMEOUT_S = 10.0
+_STOP_TIMEOUT_S = 3.0      # a daemon thread: a stuck shutdown cannot block exit
 
 
 def free_port(host: str = LOCALHOST) -> int:
@@ -155,11 +156,13 @@ class EmbeddedBroker(_BrokerBase):
             if self._broker is not None:
                 fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), loop)
                 try:
-                    fut.result(timeout=_START_TIMEOUT_S)
+                    # amqtt's shutdown can stall on a client that is still
+                    # connected; the loop is stopped below regardless.
+                    fut.result(timeout=_STOP_TIMEOUT_S)
                 except Exception as e:  # shutting down anyway
                     log.warning("embedded broker shutdown failed: %s", e)
             loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=_START_TIMEOUT_S)
+        thread.join(timeout=_STOP_TIMEOUT_S)
         self._thread = None
         self._loop = None
         self._broker = None

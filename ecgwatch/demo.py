@@ -17,11 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from detect.errors import BrokerError
 from ingest.mqtt import BrokerURL, MqttEdge
 
 from .broker import EmbeddedBroker
-from .service import Service, ServiceConfig
+from .service import Service, ServiceConfig, ServiceThread
 
 log = logging.getLogger(__name__)
 
@@ -86,30 +85,6 @@ class AlertPrinter:
             print(format_alert(alert, msg.received_at), file=self.out, flush=True)
 
 
-class _ServiceThread:
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.stop_event = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._main, name="ecgwatch-service", daemon=True)
-
-    def _main(self) -> None:
-        try:
-            self.service.run(self.stop_event)
-        except BaseException as e:
-            self.error = e
-            self.service.ready.set()
-
-    def start(self) -> None:
-        self.thread.start()
-        if not self.service.ready.wait(_READY_S) or self.error is not None:
-            raise BrokerError(f"The demo service did not start: {self.error}.")
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(_READY_S)
-
-
 def run_demo(duration: float = 60.0, devices: int = 6, speed: float = 1.0, fmt: str = "json",
              stop_event: threading.Event | None = None,
              out: TextIO = sys.stdout) -> dict[str, Any]:
@@ -127,8 +102,7 @@ def run_demo(duration: float = 60.0, devices: int = 6, speed: float = 1.0, fmt: 
               file=out, flush=True)
         service = Service(ServiceConfig(BrokerURL.parse(broker.url), client_id="ecgwatch-demo",
                                         protocol="3.1.1"))
-        runner = _ServiceThread(service)
-        runner.start()
+        runner = ServiceThread(service, timeout_s=_READY_S).start()
         printer = AlertPrinter(broker.url, out).start()
         try:
             simulate.run_fleet(broker.url, scenarios, duration, speed, fmt, stop)

@@ -291,3 +291,48 @@ class Service:
 
 def _json(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class ServiceThread:
+    """A Service running ``run(stop_event)`` on a background thread (demo, tests, embedding).
+
+    ``start`` returns once the service is online and raises the service's own
+    error (e.g. BrokerError) if it failed to come up; ``stop`` re-raises an
+    error the service died of.
+    """
+
+    def __init__(self, service: Service, *, poll_s: float = 0.2, timeout_s: float = 10.0,
+                 name: str = "ecgwatch-service") -> None:
+        self.service = service
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self._poll_s, self._timeout_s = poll_s, timeout_s
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    def _main(self) -> None:
+        try:
+            self.service.run(self.stop_event, poll_s=self._poll_s)
+        except BaseException as e:     # handed to the starting thread
+            self.error = e
+            self.service.ready.set()   # unblock start()
+
+    def start(self) -> "ServiceThread":
+        self.thread.start()
+        if not self.service.ready.wait(self._timeout_s) or self.error is not None:
+            error = self.error
+            self.stop_event.set()
+            self.thread.join(self._timeout_s)
+            if isinstance(error, Exception):
+                raise error
+            raise BrokerError(f"The service {self.service.config.client_id!r} did not come "
+                              f"online within {self._timeout_s:g} s.")
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(self._timeout_s)
+        if self.thread.is_alive():
+            raise RuntimeError(f"The service {self.service.config.client_id!r} did not stop "
+                               f"within {self._timeout_s:g} s.")
+        if self.error is not None:
+            raise self.error

@@ -198,51 +198,20 @@ class FakeClock:
             return self._t
 
 
-class ServiceRunner:
-    """A real ``Service`` running ``run(stop_event)`` on a background thread."""
-
-    def __init__(self, service: Any) -> None:
-        self.service = service
-        self.stop_event = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._main, name="service-under-test", daemon=True)
-
-    def _main(self) -> None:
-        try:
-            self.service.run(self.stop_event, poll_s=0.05)
-        except BaseException as e:  # re-raised in the test thread by stop()
-            self.error = e
-            self.service.ready.set()   # unblock start()
-
-    def start(self) -> "ServiceRunner":
-        self.thread.start()
-        if not self.service.ready.wait(WAIT_S) or self.error is not None:
-            self.stop()
-            raise AssertionError(f"service did not come up: {self.error!r}")
-        return self
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(WAIT_S)
-        if self.thread.is_alive():
-            raise AssertionError("service thread did not stop")
-        if self.error is not None:
-            raise self.error
-
-
 @pytest.fixture
-def run_service() -> Iterator[Callable[..., ServiceRunner]]:
-    """Factory ``run_service(config, clock=...)`` -> started ServiceRunner, stopped afterwards.
+def run_service() -> Iterator[Callable[..., Any]]:
+    """Factory ``run_service(config, clock=...)`` -> started ServiceThread, stopped afterwards.
 
     ``runner.stop()`` may be called inside the test (e.g. to check the offline
     status); teardown stops whatever is still running.
     """
-    from ecgwatch.service import Service
+    from ecgwatch.service import Service, ServiceThread
 
-    runners: list[ServiceRunner] = []
+    runners: list[ServiceThread] = []
 
-    def make(config: Any, **kwargs: Any) -> ServiceRunner:
-        runner = ServiceRunner(Service(config, **kwargs))
+    def make(config: Any, **kwargs: Any) -> ServiceThread:
+        runner = ServiceThread(Service(config, **kwargs), poll_s=0.05, timeout_s=WAIT_S,
+                               name="service-under-test")
         runners.append(runner)
         return runner.start()
 

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detect.config import DetectorConfig
-from detect.types import AlarmTransition, Beat, Chunk, QualityWindow
+from detect.types import AlarmTransition, Beat, Chunk
 from ingest.device import DeviceMonitor
 
 
