@@ -233,7 +233,7 @@ class StreamReassembler:
         events = self._expire(now)
         if (self._last is not None and self._last_arrival is not None
                 and not self._silence_reported
-                and now - self._last_arrival >= self.config.no_data_timeout_s):
+                and self._last_arrival + self.config.no_data_timeout_s <= now):
             self._silence_reported = True
             start = self._last.t_end
             events.append(Gap(self.device_id, self._last.seq, None, start,
@@ -256,7 +256,9 @@ class StreamReassembler:
     def _expire(self, now: float) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         timeout = self.config.reorder_timeout_s
-        while self._held and now - min(t for _, t in self._held.values()) >= timeout:
+        # Deadline form (arrival + timeout <= now): the same float sum as a
+        # caller that waits exactly the timeout after an arrival.
+        while self._held and min(t for _, t in self._held.values()) + timeout <= now:
             events += self._skip()
         return events
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from detect.config import DetectorConfig
@@ -251,6 +251,8 @@ def windowed_permutations(draw, n_max: int = 40):
 @settings(max_examples=150, deadline=None)
 @given(windowed_permutations(), st.sampled_from([0, 1, 1000]),
        st.lists(st.floats(0.0, 0.2), min_size=40, max_size=40))
+# Found by hypothesis: a wait of exactly the timeout after an arrival at 0.07 s.
+@example(order=[0], first=1, waits=[0.07] + [0.0] * 39)
 def test_any_permutation_within_the_window_releases_all_once_in_order(order, first, waits):
     """Whether the stream starts at seq 0 or is joined mid-way at ``first``."""
     r = StreamReassembler(DEV, CFG)
