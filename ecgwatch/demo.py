@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from detect.errors import ConfigError
 from ingest.mqtt import BrokerURL, MqttEdge
 
 from .broker import EmbeddedBroker
@@ -92,7 +93,12 @@ def run_demo(duration: float = 60.0, devices: int = 6, speed: float = 1.0, fmt: 
     from ecgwatch import simulate   # imported late: only the demo needs the fleet
 
     stop = stop_event or threading.Event()
-    scenarios = simulate.demo_scenarios()[:devices]
+    if devices < 1:
+        raise ConfigError(f"The demo needs at least one device, not {devices}.")
+    scripted = simulate.demo_scenarios()
+    # Beyond the scripted patients, add a realistic mix (mostly quiet).
+    scenarios = scripted[:devices] + simulate.fleet_scenarios(max(0, devices - len(scripted)),
+                                                              prefix="extra")
     with EmbeddedBroker() as broker:
         print(f"ecgwatch demo: MQTT broker on {broker.url}, {len(scenarios)} simulated devices, "
               f"{duration:g} s at {speed:g}x.\n"
@@ -105,8 +111,8 @@ def run_demo(duration: float = 60.0, devices: int = 6, speed: float = 1.0, fmt: 
         runner = ServiceThread(service, timeout_s=_READY_S).start()
         printer = AlertPrinter(broker.url, out).start()
         try:
-            simulate.run_fleet(broker.url, scenarios, duration, speed, fmt, stop)
-            _drain(service)
+            sent = simulate.run_fleet(broker.url, scenarios, duration, speed, fmt, stop).chunks
+            _drain(service, sent)
         finally:
             runner.stop()
             printer.stop()
@@ -115,10 +121,14 @@ def run_demo(duration: float = 60.0, devices: int = 6, speed: float = 1.0, fmt: 
     return summary
 
 
-def _drain(service: Service) -> None:
-    """Give the service a moment to finish what the fleet already sent."""
+def _drain(service: Service, sent: int) -> None:
+    """Wait (a little) until the service has taken every chunk the fleet sent.
+
+    The fleet's PUBACKs only say the broker has them; they may still be on
+    their way to the service.
+    """
     deadline = time.monotonic() + _DRAIN_S
-    while not service.edge.inbox.empty() and time.monotonic() < deadline:
+    while service.counters.snapshot()["chunks_in"] < sent and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import time
 
+import pytest
+
 from detect.types import Action, AlarmTransition, Condition, Evidence
-from ecgwatch.demo import _summary_text, format_alert
+from ecgwatch.demo import _summary_text, format_alert, run_demo
 
 
 def _alert(action: Action, hr: float | None = 38.2, onset: float = 125.0) -> dict:
@@ -35,3 +38,12 @@ def test_summary_lists_devices_chunks_rejects_and_alarms_by_condition() -> None:
                           "alerts_raised_by_condition": {"asystole": 1, "pause": 2}})
     assert "6 devices, 360 chunks processed, 2 rejects (bad_payload 2)" in text
     assert "asystole 1, pause 2; cleared: 2" in text
+
+
+@pytest.mark.broker
+def test_demo_tops_up_the_scripted_fleet_to_the_requested_size() -> None:
+    out = io.StringIO()
+    summary = run_demo(duration=1.0, devices=10, speed=4.0, out=out)
+    assert "10 simulated devices" in out.getvalue()
+    assert summary["devices"] == 10
+    assert summary["chunks_processed"] == 10 * 4 and summary["rejects_total"] == 0
