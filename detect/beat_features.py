@@ -1,0 +1,141 @@
+"""Per-beat model inputs, computed causally in the stream: a waveform window and RR context.
+
+The beat classifier (``models/``) sees exactly what this module produces, in
+training and in the service, so there is one definition of its input:
+
+* **window**: ``WINDOW_BEFORE`` + ``WINDOW_AFTER`` samples of the cleaned
+  (0.5-40 Hz) signal at the internal rate around the R peak, minus the
+  window's median (baseline) and divided by the running median R amplitude of
+  the previous ``AMP_BEATS`` beats (causal amplitude normalisation: a
+  premature beat's own size is preserved relative to its neighbours).
+* **rr**: RR context in the spirit of de Chazal et al. (IEEE TBME 51(7),
+  2004): pre-RR, post-RR (which costs one beat of delay), the local mean RR
+  of the last ``LOCAL_BEATS`` intervals and a long-term mean RR (exponential,
+  about ``LONG_BEATS`` beats), in seconds, plus their ratios, which make the
+  features comparable across patients whose normal rates differ.
+
+A beat is emitted once its window is complete and the next beat is known
+(or ``MAX_POST_S`` passed without one: post-RR then counts as that long).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .types import FloatArray
+
+FS = 250                     # internal rate the model is trained at
+WINDOW_BEFORE = 64           # 0.256 s before R
+WINDOW_AFTER = 96            # 0.384 s after R
+WINDOW = WINDOW_BEFORE + WINDOW_AFTER
+LOCAL_BEATS = 10
+LONG_BEATS = 300
+AMP_BEATS = 16
+MAX_POST_S = 2.0
+RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr",
+               "pre_local", "post_local", "pre_long", "local_long")
+_DEFAULT_RR = 0.8            # s, until the stream has told us better
+
+
+@dataclass(frozen=True, slots=True)
+class BeatInput:
+    """One beat's model input. ``index`` is the R peak on the stream's index grid."""
+
+    index: int
+    window: npt.NDArray[np.float32]      # (WINDOW,)
+    rr: npt.NDArray[np.float32]          # (len(RR_FEATURES),)
+
+    def __post_init__(self) -> None:
+        if self.window.shape != (WINDOW,) or self.rr.shape != (len(RR_FEATURES),):
+            raise ValueError(f"Beat input at {self.index} has shapes {self.window.shape}, "
+                             f"{self.rr.shape}; expected ({WINDOW},), ({len(RR_FEATURES)},).")
+
+
+class BeatFeaturizer:
+    """``push(clean, beats) -> [BeatInput]`` for one contiguous segment at ``FS``.
+
+    ``clean`` continues the segment's cleaned signal (index ``start`` for its
+    first sample on the first push); ``beats`` are new R indices on the same
+    grid, ascending. Output comes in beat order, each beat once.
+    """
+
+    def __init__(self, start: int = 0, fs: int = FS) -> None:
+        if fs != FS:
+            raise ValueError(f"The beat features are defined at {FS} Hz, not {fs} Hz.")
+        self._buf = np.zeros(0)
+        self._buf_start = start
+        self._end = start
+        self._beats: deque[int] = deque()
+        self._prev: int | None = None        # R index before the oldest pending beat
+        self._rrs: deque[float] = deque(maxlen=LOCAL_BEATS)
+        self._long: float | None = None
+        self._n_rr = 0
+        self._amps: deque[float] = deque(maxlen=AMP_BEATS)
+        self._max_post = int(MAX_POST_S * FS)
+
+    def push(self, clean: FloatArray, beats: list[int] | tuple[int, ...] = ()) -> list[BeatInput]:
+        self._buf = np.concatenate([self._buf, np.asarray(clean, dtype=np.float64)])
+        self._end += len(clean)
+        self._beats.extend(int(b) for b in beats)
+        out: list[BeatInput] = []
+        while self._beats:
+            r = self._beats[0]
+            nxt = self._beats[1] if len(self._beats) > 1 else None
+            window_done = r + WINDOW_AFTER <= self._end
+            post_known = nxt is not None or self._end - r >= self._max_post
+            if not (window_done and post_known):
+                break
+            self._beats.popleft()
+            out.append(self._emit(r, nxt))
+        self._trim()
+        return out
+
+    def flush(self) -> list[BeatInput]:
+        """End of segment: emit what has a complete window, with post-RR as far as known."""
+        out = []
+        while self._beats and self._beats[0] + WINDOW_AFTER <= self._end:
+            r = self._beats.popleft()
+            out.append(self._emit(r, self._beats[0] if self._beats else None))
+        self._beats.clear()
+        return out
+
+    def _emit(self, r: int, nxt: int | None) -> BeatInput:
+        a = r - WINDOW_BEFORE - self._buf_start
+        seg = self._buf[max(a, 0): a + WINDOW]
+        if a < 0:                              # beat near the segment start: pad
+            seg = np.concatenate([np.full(-a, seg[0] if seg.size else 0.0), seg])
+        seg = seg - np.median(seg)
+        amp = float(np.abs(seg[WINDOW_BEFORE - 5: WINDOW_BEFORE + 6]).max())
+        scale = float(np.median(self._amps)) if self._amps else max(amp, 1e-3)
+        self._amps.append(amp)
+        window = (seg / max(scale, 1e-3)).astype(np.float32)
+
+        pre = (r - self._prev) / FS if self._prev is not None else None
+        post = (min(nxt - r, self._max_post) if nxt is not None
+                else min(self._end - r, self._max_post)) / FS
+        local = float(np.mean(self._rrs)) if self._rrs else (pre or _DEFAULT_RR)
+        long = self._long if self._long is not None else local
+        pre_v = pre if pre is not None else local
+        rr = np.array([pre_v, post, local, long, pre_v / local, post / local,
+                       pre_v / long, local / long], dtype=np.float32)
+        if pre is not None:
+            self._rrs.append(pre)
+            # Running mean over the first LONG_BEATS intervals, then exponential.
+            self._n_rr += 1
+            gain = 1.0 / min(self._n_rr, LONG_BEATS)
+            self._long = pre if self._long is None else self._long + (pre - self._long) * gain
+        self._prev = r
+        return BeatInput(r, window, rr)
+
+    def _trim(self) -> None:
+        # Keep what the oldest pending beat (or the next one) may still need.
+        oldest = self._beats[0] if self._beats else self._end
+        keep_from = min(oldest, self._end) - WINDOW_BEFORE
+        cut = keep_from - self._buf_start
+        if cut > 0:
+            self._buf = self._buf[cut:]
+            self._buf_start += cut

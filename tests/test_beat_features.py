@@ -1,0 +1,57 @@
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from detect.beat_features import (RR_FEATURES, WINDOW, WINDOW_AFTER, WINDOW_BEFORE,
+                                  BeatFeaturizer)
+from ecg_fixtures import beat_train
+
+FS = 250
+
+
+def _record(seed=0):
+    rng = np.random.default_rng(seed)
+    r = 0.6 + np.cumsum(rng.uniform(0.5, 1.1, 40))
+    r = r[r < 38]
+    return beat_train(r, FS, 40, noise=0.02, seed=seed), np.round(r * FS).astype(int)
+
+
+def _whole(x, beats):
+    f = BeatFeaturizer()
+    return f.push(x, list(beats)) + f.flush()
+
+
+def test_every_beat_once_with_the_documented_shapes_and_rr():
+    x, beats = _record()
+    out = _whole(x, beats)
+    assert [b.index for b in out] == [b for b in beats if b + WINDOW_AFTER <= x.size]
+    assert all(b.window.shape == (WINDOW,) and b.rr.shape == (len(RR_FEATURES),) for b in out)
+    k = 5
+    assert out[k].rr[0] == np.float32((beats[k] - beats[k - 1]) / FS)         # pre-RR
+    assert out[k].rr[1] == np.float32((beats[k + 1] - beats[k]) / FS)         # post-RR
+    # The R peak sits at WINDOW_BEFORE and is about one running amplitude tall.
+    assert abs(int(np.argmax(out[k].window)) - WINDOW_BEFORE) <= 1
+    assert 0.7 < out[k].window.max() < 1.3
+
+
+def test_a_premature_tall_beat_keeps_its_relative_size():
+    x, beats = _record(1)
+    k = 20
+    a, b = beats[k] - 10, beats[k] + 10
+    x = x.copy()
+    x[a:b] *= 3.0
+    out = {f.index: f for f in _whole(x, beats)}
+    assert out[beats[k]].window.max() > 2.5 * out[beats[k - 1]].window.max()
+
+
+@settings(max_examples=20, deadline=None)
+@given(size=st.integers(1, 3000))
+def test_any_chunking_gives_the_same_inputs(size):
+    x, beats = _record(2)
+    whole = _whole(x, beats)
+    f, out = BeatFeaturizer(), []
+    for i in range(0, x.size, size):
+        out += f.push(x[i:i + size], [b for b in beats if i <= b < i + size])
+    out += f.flush()
+    assert [o.index for o in out] == [w.index for w in whole]
+    for o, w in zip(out, whole):
+        assert np.array_equal(o.window, w.window) and np.array_equal(o.rr, w.rr)
