@@ -1,0 +1,95 @@
+"""Runtime of the ONNX beat classifier: one onnxruntime session, checked at load.
+
+The model maps :mod:`detect.beat_features` inputs to AAMI EC57 classes. A
+model file that is missing, corrupt, or whose inputs, outputs or metadata
+do not match what this code feeds it fails here, at start-up, with a
+sentence that says which; never later on a patient's beat.
+
+One session per process with ``intra_op_num_threads=1``: on these machines
+two threads were slower than one, and the service scales with processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from .beat_features import FS, RR_FEATURES, WINDOW
+from .errors import ModelError
+
+CLASSES = ("N", "S", "V", "F", "Q")
+REQUIRED_METADATA = ("model_version", "classes", "input_rate_hz")
+
+
+def default_model_path() -> Path:
+    """The model shipped in the ``models`` package."""
+    return Path(str(resources.files("models") / "beat_classifier.onnx"))
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    labels: tuple[str, ...]
+    probabilities: npt.NDArray[np.float32]       # (n, 5), rows sum to 1
+
+
+class BeatClassifier:
+    """``predict(windows (n,160), rr (n,8)) -> Prediction``; batch any size."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        import onnxruntime as ort
+
+        p = Path(path) if path is not None else default_model_path()
+        if not p.is_file():
+            raise ModelError(f"Beat model file {p} does not exist.")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:          # onnxruntime raises its own types for bad files
+            raise ModelError(f"Beat model file {p} cannot be loaded: {e}") from None
+        self.path = p
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        self._check(p)
+        self.version = self.metadata["model_version"]
+
+    def _check(self, p: Path) -> None:
+        missing = [k for k in REQUIRED_METADATA if k not in self.metadata]
+        if missing:
+            raise ModelError(f"Beat model {p} lacks metadata {missing}.")
+        if tuple(self.metadata["classes"].split(",")) != CLASSES:
+            raise ModelError(f"Beat model {p} has classes {self.metadata['classes']!r}; "
+                             f"ecgwatch expects {','.join(CLASSES)}.")
+        if self.metadata["input_rate_hz"] != str(FS):
+            raise ModelError(f"Beat model {p} was trained at {self.metadata['input_rate_hz']} Hz; "
+                             f"the beat features are computed at {FS} Hz.")
+        ins = {i.name: i.shape for i in self._session.get_inputs()}
+        want = {"window": [1, WINDOW], "rr": [len(RR_FEATURES)]}
+        for name, tail in want.items():
+            shape = ins.get(name)
+            if shape is None or list(shape[1:]) != tail:
+                raise ModelError(f"Beat model {p} input {name!r} has shape {shape}; expected "
+                                 f"[batch, {', '.join(map(str, tail))}].")
+        outs = self._session.get_outputs()
+        if len(outs) != 1 or list(outs[0].shape[1:]) != [len(CLASSES)]:
+            raise ModelError(f"Beat model {p} must have one output of shape [batch, "
+                             f"{len(CLASSES)}], not {[o.shape for o in outs]}.")
+        self._out = outs[0].name
+
+    def predict(self, windows: npt.ArrayLike, rr: npt.ArrayLike) -> Prediction:
+        w = np.ascontiguousarray(windows, dtype=np.float32).reshape(-1, 1, WINDOW)
+        r = np.ascontiguousarray(rr, dtype=np.float32).reshape(-1, len(RR_FEATURES))
+        if w.shape[0] != r.shape[0]:
+            raise ValueError(f"{w.shape[0]} beat windows but {r.shape[0]} RR rows.")
+        if w.shape[0] == 0:
+            return Prediction((), np.zeros((0, len(CLASSES)), np.float32))
+        logits = self._session.run([self._out], {"window": w, "rr": r})[0]
+        z = logits - logits.max(axis=1, keepdims=True)
+        prob = np.exp(z)
+        prob /= prob.sum(axis=1, keepdims=True)
+        labels = tuple(CLASSES[i] for i in np.argmax(logits, axis=1))
+        return Prediction(labels, prob.astype(np.float32))
