@@ -1,0 +1,134 @@
+"""Beat-level training data: MIT-BIH records through the service's own signal chain.
+
+Each record goes through exactly what :mod:`detect.pipeline` does to a live
+stream (``Resampler(fs, 250)`` then ``CleaningFilter(250, (0.5, 40), (50, 60))``)
+and one :class:`detect.beat_features.BeatFeaturizer` fed with *every*
+reference beat, so that the RR context matches the stream's. Reference
+positions are moved onto the 250 Hz grid with the resampler's group delay:
+output sample ``m`` is input time ``m / 250 - delay``, hence
+``m = round((sample / fs + delay) * 250)``.
+
+Only beats that AAMI EC57 scores (:mod:`models.aami`) are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from detect.beat_features import FS, RR_FEATURES, WINDOW, BeatFeaturizer
+from detect.config import DetectorConfig
+from detect.filters import CleaningFilter
+from detect.resample import Resampler
+from ecgwatch.evaluation.matching import BEAT_SYMBOLS
+from ecgwatch.evaluation.records import read_signal
+
+from .aami import DS1, DS2, class_indices
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BeatSet:
+    """Model inputs and AAMI labels for a set of beats (row-aligned arrays)."""
+
+    windows: npt.NDArray[np.float32]     # (n, WINDOW)
+    rr: npt.NDArray[np.float32]          # (n, len(RR_FEATURES))
+    labels: npt.NDArray[np.int64]        # (n,) index into aami.CLASSES
+    records: npt.NDArray[np.str_]        # (n,) record name per beat
+
+    def __post_init__(self) -> None:
+        n = self.labels.shape[0]
+        if (self.windows.shape != (n, WINDOW) or self.rr.shape != (n, len(RR_FEATURES))
+                or self.records.shape != (n,)):
+            raise ValueError(f"Beat set arrays disagree: windows {self.windows.shape}, "
+                             f"rr {self.rr.shape}, labels {self.labels.shape}, "
+                             f"records {self.records.shape}.")
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, mask: npt.NDArray[np.bool_]) -> "BeatSet":
+        return BeatSet(self.windows[mask], self.rr[mask], self.labels[mask], self.records[mask])
+
+    @staticmethod
+    def concat(parts: list["BeatSet"]) -> "BeatSet":
+        return BeatSet(np.concatenate([p.windows for p in parts]),
+                       np.concatenate([p.rr for p in parts]),
+                       np.concatenate([p.labels for p in parts]),
+                       np.concatenate([p.records for p in parts]))
+
+
+def record_beats(path: Path | str) -> BeatSet:
+    """All AAMI-scored beats of one record (channel 0), as the service would see them."""
+    import wfdb
+    path = Path(path)
+    x, fs = read_signal(path, channel=0)
+    config = DetectorConfig()
+    resampler = Resampler(fs, FS)
+    cleaner = CleaningFilter(FS, config.bandpass_hz, config.mains_hz, config.notch_q)
+    clean = cleaner.push(resampler.push(x))
+
+    ann = wfdb.rdann(str(path), "atr")
+    sym = np.asarray(ann.symbol)
+    is_beat = np.isin(sym, sorted(BEAT_SYMBOLS))
+    samples = np.asarray(ann.sample, dtype=np.int64)[is_beat]
+    sym = sym[is_beat]
+    index = np.rint((samples / fs + resampler.delay_s) * FS).astype(np.int64)
+    # Keep the grid strictly ascending (two annotations cannot share a sample).
+    keep = np.concatenate([[True], np.diff(index) > 0])
+    index, sym = index[keep], sym[keep]
+
+    feat = BeatFeaturizer()
+    inputs = feat.push(clean, index.tolist()) + feat.flush()
+    # The featurizer emits beats in order and drops only trailing ones whose
+    # window runs past the end, so its output is a prefix of ``index``.
+    n = len(inputs)
+    if [b.index for b in inputs] != index[:n].tolist():
+        raise RuntimeError(f"Record {path.name}: featurizer output does not follow the beats.")
+    labels = class_indices(sym[:n])
+    scored = labels >= 0
+    windows = np.stack([b.window for b in inputs])[scored] if n else np.zeros((0, WINDOW))
+    rr = np.stack([b.rr for b in inputs])[scored] if n else np.zeros((0, len(RR_FEATURES)))
+    return BeatSet(windows.astype(np.float32), rr.astype(np.float32), labels[scored],
+                   np.full(int(scored.sum()), path.name))
+
+
+def load_beats(data: Path | str, records: tuple[str, ...], cache: Path | str = "out",
+               processes: int = 2) -> BeatSet:
+    """Beats of ``records`` from ``data/mitdb``, cached per record as ``.npz`` under ``cache``."""
+    folder = Path(data) / "mitdb"
+    cache = Path(cache) / "beats"
+    cache.mkdir(parents=True, exist_ok=True)
+    missing = [r for r in records if not (cache / f"{r}.v{CACHE_VERSION}.npz").exists()]
+    if missing:
+        with Pool(processes) as pool:
+            for rec, beats in zip(missing, pool.map(record_beats, [folder / r for r in missing])):
+                np.savez_compressed(cache / f"{rec}.v{CACHE_VERSION}.npz", windows=beats.windows,
+                                    rr=beats.rr, labels=beats.labels, records=beats.records)
+    parts = []
+    for r in records:
+        z = np.load(cache / f"{r}.v{CACHE_VERSION}.npz")
+        parts.append(BeatSet(z["windows"], z["rr"], z["labels"], z["records"]))
+    return BeatSet.concat(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Build the cached beat dataset (DS1 and DS2).")
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--out", default="out")
+    args = ap.parse_args(argv)
+    from .aami import CLASSES
+    for name, recs in (("DS1", DS1), ("DS2", DS2)):
+        b = load_beats(args.data, recs, args.out)
+        counts = np.bincount(b.labels, minlength=len(CLASSES))
+        print(name, len(b), dict(zip(CLASSES, counts.tolist())))
+
+
+if __name__ == "__main__":
+    main()
