@@ -27,7 +27,8 @@ log = logging.getLogger("ecgwatch")
 
 # Subcommands whose flags belong to other modules: everything after the name
 # is passed to ``<module>.main(argv)`` unparsed.
-_DELEGATED = {"simulate": "ecgwatch.simulate", "analyze": "ecgwatch.analyze"}
+_DELEGATED = {"simulate": "ecgwatch.simulate", "analyze": "ecgwatch.analyze",
+              "eval": "ecgwatch.eval_cmd"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     for name, help_text in (("simulate", "publish a simulated or recorded ECG fleet"),
-                            ("analyze", "run the detector offline over a record")):
+                            ("analyze", "run the detector offline over a record"),
+                            ("eval", "EC57 beat-classification scores on MIT-BIH")):
         # Listed for --help only: main() hands these over before parsing.
         sub.add_parser(name, help=f"{help_text} (see 'ecgwatch {name} --help')", add_help=False)
     return p
