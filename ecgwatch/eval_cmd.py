@@ -131,10 +131,10 @@ def reference_beats(x: np.ndarray, fs: float, ann_samples: np.ndarray, ann_symbo
                     model: str | None) -> tuple[np.ndarray, list[str]]:
     """The classifier's label for every reference beat, from the pipeline's own signal.
 
-    A beat whose window the featurizer cannot complete (the record's last
-    few hundred ms) gets no label and is scored as missed.
+    As the pipeline does at the end of a segment, the last beats' windows
+    are completed with silence, so every reference beat gets a label.
     """
-    from detect.beat_features import FS, BeatFeaturizer
+    from detect.beat_features import FS, WINDOW_AFTER, BeatFeaturizer
     from detect.config import DetectorConfig
     from detect.filters import CleaningFilter
     from detect.resample import Resampler
@@ -152,7 +152,10 @@ def reference_beats(x: np.ndarray, fs: float, ann_samples: np.ndarray, ann_symbo
     keep = np.concatenate([[True], np.diff(grid) > 0]) if grid.size else np.zeros(0, bool)
     samples, grid = samples[keep], grid[keep]
     feat = BeatFeaturizer()
-    inputs = feat.push(clean, grid.tolist()) + feat.flush()
+    # The resampler holds back its group delay, so a beat in the record's last
+    # ~10 ms lies past the cleaned signal's end: the silence covers that too.
+    tail = WINDOW_AFTER + int(np.ceil(resampler.delay_s * FS)) + 1
+    inputs = feat.push(clean, grid.tolist()) + feat.push(np.zeros(tail)) + feat.flush()
     if not inputs:
         return np.zeros(0, np.int64), []
     pred = classifier.predict(np.stack([b.window for b in inputs]),

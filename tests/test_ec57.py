@@ -236,3 +236,52 @@ def test_eval_end_to_end_on_one_record_writes_the_three_files(tmp_path, capsys):
     assert gross["qrs"]["se"] > 0.995 and gross["qrs"]["ppv"] > 0.995
     assert "| 100 |" in (out / "report.md").read_text()
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _rule_model(path) -> None:
+    """A stand-in ONNX beat model: S when the beat comes early (pre-RR / local RR < 0.8), else N.
+
+    Built with the real model's inputs, output and metadata, so that the
+    reference mode runs through detect.classify exactly as with a trained model.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+    w = np.zeros((8, 5), np.float32)
+    w[4, 0] = 10.0                                   # N: 10 x pre/local
+    b = np.array([0, 8, -100, -100, -100], np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["rr", "W"], ["z"]), helper.make_node("Add", ["z", "b"], ["logits"])],
+        "rule", [helper.make_tensor_value_info("window", TensorProto.FLOAT, ["batch", 1, 160]),
+                 helper.make_tensor_value_info("rr", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 5])],
+        [onnx.numpy_helper.from_array(w, "W"), onnx.numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"model_version": "rule-test", "classes": "N,S,V,F,Q",
+                                   "input_rate_hz": "250"})
+    onnx.save(model, str(path))
+
+
+@needs_data
+def test_eval_reference_mode_labels_every_reference_beat(tmp_path):
+    from ecgwatch.cli import main
+    model, out = tmp_path / "rule.onnx", tmp_path / "eval"
+    _rule_model(model)
+    assert main(["eval", "--records", "100", "--mode", "reference", "--model", str(model),
+                 "--out", str(out)]) == 0
+    gross = json.loads((out / "report.json").read_text())["modes"]["reference"]["gross"]
+    counts = np.array(gross["counts"])
+    # At the reference R peaks nothing is missed or extra.
+    assert counts[:5, 5].sum() == 0 and counts[5].sum() == 0
+    assert counts[:5, :5].sum() == 1902
+    # The prematurity rule finds most of record 100's atrial premature beats.
+    assert gross["sveb"]["se"] > 0.5
+
+
+def test_reference_mode_without_a_model_fails_with_a_sentence(tmp_path, capsys):
+    from ecgwatch.cli import main
+    missing = tmp_path / "none.onnx"
+    rc = main(["eval", "--data", str(tmp_path), "--mode", "reference", "--model", str(missing)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "MIT-BIH records not found" in err or f"{missing}" in err
