@@ -36,6 +36,7 @@ LOCAL_BEATS = 10
 LONG_BEATS = 300
 AMP_BEATS = 16
 MAX_POST_S = 2.0
+HISTORY = 5 * FS             # samples kept for beats the detector reports late
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr",
                "pre_local", "post_local", "pre_long", "local_long")
 _DEFAULT_RR = 0.8            # s, until the stream has told us better
@@ -105,9 +106,12 @@ class BeatFeaturizer:
 
     def _emit(self, r: int, nxt: int | None) -> BeatInput:
         a = r - WINDOW_BEFORE - self._buf_start
-        seg = self._buf[max(a, 0): a + WINDOW]
-        if a < 0:                              # beat near the segment start: pad
-            seg = np.concatenate([np.full(-a, seg[0] if seg.size else 0.0), seg])
+        seg = self._buf[max(a, 0): max(a + WINDOW, 0)]
+        if seg.size < WINDOW:
+            # Only at a segment start (or a beat reported later than HISTORY):
+            # pad with the nearest sample rather than fail.
+            fill = seg[0] if seg.size else (self._buf[0] if self._buf.size else 0.0)
+            seg = np.concatenate([np.full(WINDOW - seg.size, fill), seg])
         seg = seg - np.median(seg)
         amp = float(np.abs(seg[WINDOW_BEFORE - 5: WINDOW_BEFORE + 6]).max())
         scale = float(np.median(self._amps)) if self._amps else max(amp, 1e-3)
@@ -132,9 +136,10 @@ class BeatFeaturizer:
         return BeatInput(r, window, rr)
 
     def _trim(self) -> None:
-        # Keep what the oldest pending beat (or the next one) may still need.
+        # Keep what the oldest pending beat may still need, and enough history
+        # for beats the detector reports late (search-back, relearning).
         oldest = self._beats[0] if self._beats else self._end
-        keep_from = min(oldest, self._end) - WINDOW_BEFORE
+        keep_from = min(oldest, self._end - HISTORY) - WINDOW_BEFORE
         cut = keep_from - self._buf_start
         if cut > 0:
             self._buf = self._buf[cut:]

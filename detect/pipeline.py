@@ -18,12 +18,14 @@ device time and alarm ids stay the same whatever the chunking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import DETECTOR_VERSION
 from .alarms import AlarmManager
+from .beat_features import WINDOW_AFTER, BeatFeaturizer, BeatInput
+from .classify import BeatClassifier
 from .conditions import ConditionTracker
 from .config import DetectorConfig
 from .filters import CleaningFilter
@@ -36,19 +38,25 @@ from .types import (AlarmTransition, Beat, Chunk, DeviceState, Quality, QualityW
 
 @dataclass(frozen=True, slots=True)
 class PipelineResult:
+    """What one call produced. ``beats`` come as soon as they are detected;
+    ``classified`` are the same beats again with their AAMI label, one beat
+    later (the classifier uses the post-RR interval); empty without a model."""
+
     beats: tuple[Beat, ...] = ()
     transitions: tuple[AlarmTransition, ...] = ()
     quality: tuple[QualityWindow, ...] = ()
+    classified: tuple[Beat, ...] = ()
 
     def __add__(self, other: "PipelineResult") -> "PipelineResult":
         return PipelineResult(self.beats + other.beats, self.transitions + other.transitions,
-                              self.quality + other.quality)
+                              self.quality + other.quality, self.classified + other.classified)
 
 
 class _Segment:
     """The signal chain for one contiguous run of samples at one input rate."""
 
-    def __init__(self, fs_in: float, offset: int, config: DetectorConfig) -> None:
+    def __init__(self, fs_in: float, offset: int, config: DetectorConfig,
+                 features: bool = False) -> None:
         fs = config.fs
         self.fs_in = fs_in
         self.offset = offset                  # stream index of this segment's sample 0
@@ -56,6 +64,8 @@ class _Segment:
         self.cleaner = CleaningFilter(fs, config.bandpass_hz, config.mains_hz, config.notch_q)
         self.detector = RPeakDetector(fs)
         self.quality = SignalQuality(config, start=offset)
+        # Model inputs only when there is a model to feed.
+        self.features = BeatFeaturizer(start=offset) if features else None
         self.usable = True                    # quality of the last window
 
     @property
@@ -63,7 +73,7 @@ class _Segment:
         """Stream index just after the last sample produced."""
         return self.offset + self.resampler.produced
 
-    def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow]]:
+    def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
         y = self.resampler.push(samples)
         clean = self.cleaner.push(y)
         windows = self.quality.push(y, clean)
@@ -74,16 +84,19 @@ class _Segment:
                 self.detector.relearn(w.end - self.offset)
             self.usable = w.quality.usable
         peaks = [p + self.offset for p in self.detector.push(y)]
-        return peaks, windows
+        return peaks, windows, self.features.push(clean, peaks) if self.features else []
 
-    def close(self) -> tuple[list[int], list[QualityWindow]]:
+    def close(self) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
         """Decide what is pending at the end of the segment."""
         end = self.end
         # Silence through the detector completes its look-ahead and search-back;
         # only beats before the real end count.
         tail = self.detector.push(np.zeros(int(round(2.0 * self.detector.fs))))
         peaks = [p + self.offset for p in tail if p + self.offset < end]
-        return peaks, self.quality.flush()
+        # The last beats' windows run past the end: complete them with silence.
+        inputs = (self.features.push(np.zeros(WINDOW_AFTER), peaks) + self.features.flush()
+                  if self.features else [])
+        return peaks, self.quality.flush(), inputs
 
     def horizon(self) -> int:
         return self.offset + self.detector.horizon
@@ -92,9 +105,12 @@ class _Segment:
 class DevicePipeline:
     """All per-device analysis state, fed chunk by chunk; pure and deterministic."""
 
-    def __init__(self, device_id: str, config: DetectorConfig | None = None) -> None:
+    def __init__(self, device_id: str, config: DetectorConfig | None = None,
+                 classifier: BeatClassifier | None = None) -> None:
         self.device_id = check_device_id(device_id)
         self.config = config or DetectorConfig()
+        self.classifier = classifier
+        self._unlabelled: dict[int, Beat] = {}
         self.fs = self.config.fs
         self._origin: float | None = None
         self._seg: _Segment | None = None
@@ -119,9 +135,9 @@ class DevicePipeline:
             out += self._open(chunk)
         seg = self._seg
         assert seg is not None
-        peaks, windows = seg.push(chunk.samples)
+        peaks, windows, inputs = seg.push(chunk.samples)
         self._end = seg.end
-        return out + self._decide(peaks, windows, seg.horizon())
+        return out + self._decide(peaks, windows, seg.horizon(), inputs)
 
     def gap(self, start: float, end: float, detail: str = "") -> PipelineResult:
         """The stream broke between device times ``start`` and ``end``."""
@@ -144,12 +160,12 @@ class DevicePipeline:
         if self._origin is None:
             # Resampled sample 0 lies ``delay`` before the first input sample.
             self._origin = chunk.t0 - delay
-            self._seg = _Segment(chunk.fs, 0, self.config)
+            self._seg = _Segment(chunk.fs, 0, self.config, self.classifier is not None)
             return PipelineResult()
         # Later segments sit on the same grid; a clock that stepped backwards
         # must not reuse indices, so the grid only moves forward.
         offset = max(self._index(chunk.t0 - delay), self._end)
-        self._seg = _Segment(chunk.fs, offset, self.config)
+        self._seg = _Segment(chunk.fs, offset, self.config, self.classifier is not None)
         out = list(self._alarms.push(self._tracker.gap(offset), offset))
         if self._resume_gap is not None:
             start, _, detail = self._resume_gap
@@ -163,12 +179,12 @@ class DevicePipeline:
         seg, self._seg = self._seg, None
         if seg is None:
             return PipelineResult()
-        peaks, windows = seg.close()
-        return self._decide(peaks, windows, seg.end)
+        peaks, windows, inputs = seg.close()
+        return self._decide(peaks, windows, seg.end, inputs)
 
     # -------------------------------------------------------------- decisions
-    def _decide(self, peaks: list[int], windows: list[QualityWindow],
-                horizon: int) -> PipelineResult:
+    def _decide(self, peaks: list[int], windows: list[QualityWindow], horizon: int,
+                inputs: list[BeatInput]) -> PipelineResult:
         beats = []
         for p in peaks:
             rr = None if self._last_beat is None else (p - self._last_beat) / self.fs
@@ -179,7 +195,20 @@ class DevicePipeline:
             self._quality = windows[-1].quality
         obs = self._tracker.push(beats, windows, horizon)
         transitions = self._alarms.push(obs, self._tracker.frontier)
-        return PipelineResult(tuple(beats), tuple(transitions), tuple(windows))
+        return PipelineResult(tuple(beats), tuple(transitions), tuple(windows),
+                              self._classify(beats, inputs))
+
+    def _classify(self, beats: list[Beat], inputs: list[BeatInput]) -> tuple[Beat, ...]:
+        if self.classifier is None:
+            return ()
+        for b in beats:
+            self._unlabelled[b.index] = b
+        if not inputs:
+            return ()
+        pred = self.classifier.predict(np.stack([i.window for i in inputs]),
+                                       np.stack([i.rr for i in inputs]))
+        return tuple(replace(self._unlabelled.pop(i.index), label=label)
+                     for i, label in zip(inputs, pred.labels))
 
     def _time(self, index: int) -> float:
         return (self._origin or 0.0) + index / self.fs

@@ -42,6 +42,7 @@ class MonitorResult:
     transitions: tuple[AlarmTransition, ...] = ()
     stream_events: tuple[StreamNotice, ...] = ()   # Duplicate, Late and Gap, in order
     chunks: int = 0                                # chunks handed to the pipeline
+    classified: tuple[Beat, ...] = ()              # beats again, with their AAMI label
 
     def __post_init__(self) -> None:
         for e in self.stream_events:
@@ -77,12 +78,14 @@ class DeviceMonitor:
     def _run(self, events: Iterable[StreamEvent],
              final: Callable[[], PipelineResult] | None = None) -> MonitorResult:
         beats: list[Beat] = []
+        classified: list[Beat] = []
         transitions: list[AlarmTransition] = []
         notices: list[StreamNotice] = []
         chunks = 0
 
         def take(r: PipelineResult) -> None:
             beats.extend(r.beats)
+            classified.extend(r.classified)
             transitions.extend(r.transitions)
 
         for e in events:
@@ -98,7 +101,8 @@ class DeviceMonitor:
                 take(self.pipeline.gap(e.start, e.end, e.detail))
         if final is not None:
             take(final())
-        return MonitorResult(tuple(beats), tuple(transitions), tuple(notices), chunks)
+        return MonitorResult(tuple(beats), tuple(transitions), tuple(notices), chunks,
+                             tuple(classified))
 
 
 __all__ = ["DeviceMonitor", "MonitorResult", "Pipeline", "PipelineFactory", "StreamNotice"]

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from detect.classify import BeatClassifier
 from detect.config import DetectorConfig
+from detect.pipeline import DevicePipeline
 from detect.types import AlarmTransition, Beat, Chunk
 from ingest.device import DeviceMonitor
 
@@ -36,19 +38,22 @@ def chunks_of(x: npt.NDArray[np.float64], fs: float, chunk_s: float, device_id: 
 
 
 def replay(x: npt.NDArray[np.float64], fs: float, *, chunk_s: float = 1.0,
-           device_id: str = "replay", config: DetectorConfig | None = None) -> Replay:
-    """Stream ``x`` (mV at ``fs``) through a DeviceMonitor; wall time follows device time."""
-    mon = DeviceMonitor(device_id, config or DetectorConfig())
+           device_id: str = "replay", config: DetectorConfig | None = None,
+           classifier: BeatClassifier | None = None) -> Replay:
+    """Stream ``x`` (mV at ``fs``) through a DeviceMonitor; wall time follows device time.
+
+    With a ``classifier`` the returned beats carry their AAMI labels (the
+    same beats, labelled one beat later in the stream).
+    """
+    mon = DeviceMonitor(device_id, config or DetectorConfig(),
+                        pipeline_factory=lambda d, c: DevicePipeline(d, c, classifier))
     beats: list[Beat] = []
     transitions: list[AlarmTransition] = []
     chunks = chunks_of(np.asarray(x, dtype=np.float64), fs, chunk_s, device_id)
-    for c in chunks:
-        r = mon.push(c, now=c.t_end)
-        beats += r.beats
+    results = [mon.push(c, now=c.t_end) for c in chunks] + [mon.flush()]
+    for r in results:
+        beats += r.classified if classifier is not None else r.beats
         transitions += r.transitions
-    r = mon.flush()
-    beats += r.beats
-    transitions += r.transitions
     return Replay(tuple(beats), tuple(transitions), len(chunks))
 
 
