@@ -35,7 +35,7 @@ import numpy as np
 from detect.errors import EcgwatchError
 from models.aami import DS1, DS2, PACED
 
-from .evaluation.ec57 import CLASSES, Confusion, score_annotated
+from .evaluation.ec57 import Confusion, score_annotated
 from .evaluation.progress import Progress
 from .evaluation.records import data_dir, read_signal
 
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["EvalError", "RecordJob", "RecordResult", "select_records", "score_record",
-           "end_to_end_beats", "reference_beats", "main", "CLASSES"]
+           "end_to_end_beats", "reference_beats", "main"]
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ def markdown(sums: dict[str, Ec57Summary], nst: list[dict], start_s: float) -> s
     for mode, s in sums.items():
         g, va, sa = s.gross, s.veb_average, s.sveb_average
         lines += [f"## {mode} ({len(s.records)} records)", "",
-                  "| | VEB Se | VEB +P | VEB FPR | SVEB Se | SVEB +P | SVEB FPR | QRS Se | QRS +P | accuracy |",
+                  "| | VEB Se | VEB +P | VEB FPR | SVEB Se | SVEB +P | SVEB FPR "
+                  "| QRS Se | QRS +P | accuracy |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
                   "| gross | " + " | ".join(_class_cells(g.veb) + _class_cells(g.sveb)
                                            + _class_cells(g.qrs, fpr=False)
