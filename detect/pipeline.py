@@ -18,6 +18,7 @@ device time and alarm ids stay the same whatever the chunking.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -27,6 +28,7 @@ from .alarms import AlarmManager
 from .beat_features import WINDOW_AFTER, BeatFeaturizer, BeatInput
 from .classify import BeatClassifier
 from .conditions import ConditionTracker
+from .ectopy import EctopyTracker
 from .config import DetectorConfig
 from .filters import CleaningFilter
 from .quality import SignalQuality
@@ -111,6 +113,8 @@ class DevicePipeline:
         self.config = config or DetectorConfig()
         self.classifier = classifier
         self._unlabelled: dict[int, Beat] = {}
+        self._to_label: deque[tuple[Beat, str]] = deque()   # classified, awaiting quality
+        self._windows: deque[QualityWindow] = deque(maxlen=16)
         self.fs = self.config.fs
         self._origin: float | None = None
         self._seg: _Segment | None = None
@@ -122,6 +126,11 @@ class DevicePipeline:
         self._tracker = ConditionTracker(device_id, self.config, index_to_time=self._time)
         self._alarms = AlarmManager(device_id, self.config, DETECTOR_VERSION, self.fs,
                                     index_to_time=self._time)
+        # Beat-label rhythms run one beat behind the rate conditions, so they
+        # get their own tracker and alarm manager, each advanced on its own clock.
+        self._ectopy = EctopyTracker(self.fs, self._time)
+        self._ectopy_alarms = AlarmManager(device_id, self.config, DETECTOR_VERSION, self.fs,
+                                           index_to_time=self._time)
 
     # ----------------------------------------------------------------- input
     def push(self, chunk: Chunk) -> PipelineResult:
@@ -167,6 +176,7 @@ class DevicePipeline:
         offset = max(self._index(chunk.t0 - delay), self._end)
         self._seg = _Segment(chunk.fs, offset, self.config, self.classifier is not None)
         out = list(self._alarms.push(self._tracker.gap(offset), offset))
+        out += self._ectopy_alarms.push(self._ectopy.gap(offset), offset)
         if self._resume_gap is not None:
             start, _, detail = self._resume_gap
             # Samples flow again: the gap alarm may clear after clear_after_s.
@@ -180,11 +190,11 @@ class DevicePipeline:
         if seg is None:
             return PipelineResult()
         peaks, windows, inputs = seg.close()
-        return self._decide(peaks, windows, seg.end, inputs)
+        return self._decide(peaks, windows, seg.end, inputs, final=True)
 
     # -------------------------------------------------------------- decisions
     def _decide(self, peaks: list[int], windows: list[QualityWindow], horizon: int,
-                inputs: list[BeatInput]) -> PipelineResult:
+                inputs: list[BeatInput], final: bool = False) -> PipelineResult:
         beats = []
         for p in peaks:
             rr = None if self._last_beat is None else (p - self._last_beat) / self.fs
@@ -195,20 +205,43 @@ class DevicePipeline:
             self._quality = windows[-1].quality
         obs = self._tracker.push(beats, windows, horizon)
         transitions = self._alarms.push(obs, self._tracker.frontier)
-        return PipelineResult(tuple(beats), tuple(transitions), tuple(windows),
-                              self._classify(beats, inputs))
+        self._windows.extend(windows)
+        labelled = self._classify(beats, inputs, final)
+        if labelled:
+            eobs = self._ectopy.push(labelled)
+            transitions += self._ectopy_alarms.push(eobs, self._ectopy.frontier)
+        return PipelineResult(tuple(beats), tuple(transitions), tuple(windows), labelled)
 
-    def _classify(self, beats: list[Beat], inputs: list[BeatInput]) -> tuple[Beat, ...]:
+    def _classify(self, beats: list[Beat], inputs: list[BeatInput],
+                  final: bool = False) -> tuple[Beat, ...]:
+        """Label beats with the model; beats in signal judged unusable become Q.
+
+        A labelled beat is released once the quality window holding it is
+        known, so the labels do not depend on how the stream was chunked.
+        """
         if self.classifier is None:
             return ()
         for b in beats:
             self._unlabelled[b.index] = b
-        if not inputs:
-            return ()
-        pred = self.classifier.predict(np.stack([i.window for i in inputs]),
-                                       np.stack([i.rr for i in inputs]))
-        return tuple(replace(self._unlabelled.pop(i.index), label=label)
-                     for i, label in zip(inputs, pred.labels))
+        if inputs:
+            pred = self.classifier.predict(np.stack([i.window for i in inputs]),
+                                           np.stack([i.rr for i in inputs]))
+            for i, label in zip(inputs, pred.labels):
+                self._to_label.append((self._unlabelled.pop(i.index), label))
+        covered = self._windows[-1].end if self._windows else 0
+        out = []
+        while self._to_label and (self._to_label[0][0].index < covered or final):
+            beat, label = self._to_label.popleft()
+            if not self._usable_at(beat.index):
+                label = "Q"
+            out.append(replace(beat, label=label))
+        return tuple(out)
+
+    def _usable_at(self, index: int) -> bool:
+        for w in reversed(self._windows):
+            if w.start <= index < w.end:
+                return w.quality.usable
+        return True
 
     def _time(self, index: int) -> float:
         return (self._origin or 0.0) + index / self.fs
@@ -225,7 +258,8 @@ class DevicePipeline:
             heart_rate=hr if self._quality.usable else None,
             rhythm=self._tracker.rhythm() if self._quality.usable else "unknown",
             quality=self._quality,
-            active_alarms=self._alarms.active(),
+            active_alarms=self._alarms.active() + self._ectopy_alarms.active(),
+            **(self._ectopy.per_hour(self._time(self._end)) if self.classifier else {}),
             beats=self._beats,
             detector_version=DETECTOR_VERSION,
         )

@@ -133,6 +133,11 @@ class Condition(str, enum.Enum):
     LEADS_OFF = "leads_off"
     SATURATION = "saturation"
     NOISE = "unusable_signal"
+    VENTRICULAR_TACHYCARDIA = "ventricular_tachycardia"
+    SUSTAINED_VT = "sustained_ventricular_tachycardia"
+    VENTRICULAR_COUPLET = "ventricular_couplet"
+    BIGEMINY = "ventricular_bigeminy"
+    TRIGEMINY = "ventricular_trigeminy"
 
     @property
     def kind(self) -> Kind:
@@ -144,7 +149,9 @@ class Condition(str, enum.Enum):
 
 
 _PHYS = {Condition.ASYSTOLE, Condition.EXTREME_BRADYCARDIA,
-         Condition.EXTREME_TACHYCARDIA, Condition.PAUSE}
+         Condition.EXTREME_TACHYCARDIA, Condition.PAUSE, Condition.VENTRICULAR_TACHYCARDIA,
+         Condition.SUSTAINED_VT, Condition.VENTRICULAR_COUPLET, Condition.BIGEMINY,
+         Condition.TRIGEMINY}
 _KIND = {c: (Kind.PHYSIOLOGICAL if c in _PHYS else Kind.TECHNICAL) for c in Condition}
 _PRIORITY = {
     Condition.ASYSTOLE: Priority.HIGH,
@@ -155,6 +162,11 @@ _PRIORITY = {
     Condition.LEADS_OFF: Priority.MEDIUM,
     Condition.SATURATION: Priority.LOW,
     Condition.NOISE: Priority.LOW,
+    Condition.VENTRICULAR_TACHYCARDIA: Priority.HIGH,
+    Condition.SUSTAINED_VT: Priority.HIGH,
+    Condition.VENTRICULAR_COUPLET: Priority.LOW,
+    Condition.BIGEMINY: Priority.LOW,
+    Condition.TRIGEMINY: Priority.LOW,
 }
 
 
@@ -309,6 +321,8 @@ class DeviceState:
     active_alarms: tuple[ActiveAlarm, ...] = ()
     beats: int = 0                     # beats detected since the stream started
     detector_version: str = ""
+    sveb_per_hour: int | None = None   # supraventricular ectopic beats, last hour
+    veb_per_hour: int | None = None    # ventricular ectopic beats, last hour
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -320,5 +334,7 @@ class DeviceState:
             "signal_quality": self.quality.value,
             "active_alarms": [a.to_dict() for a in self.active_alarms],
             "beats": self.beats,
+            "sveb_per_hour": self.sveb_per_hour,
+            "veb_per_hour": self.veb_per_hour,
             "detector_version": self.detector_version,
         }

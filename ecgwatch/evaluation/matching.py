@@ -61,6 +61,9 @@ def match_beats(ref: npt.ArrayLike, det: npt.ArrayLike, window: int) -> Match:
     lo = np.searchsorted(r, d - window, side="left")
     hi = np.searchsorted(r, d + window, side="right")
     span = int((hi - lo).max())
+    if span == 0:                       # no detection near any reference beat
+        return Match(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                     np.arange(r.size, dtype=np.int64), np.arange(d.size, dtype=np.int64))
     for k in range(span):
         ri = lo + k
         ok = ri < hi
