@@ -1,0 +1,98 @@
+"""The shipped ONNX beat classifier: loads, documented IO and metadata, deterministic,
+batch-independent, and the same function as its PyTorch source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from detect.beat_features import RR_FEATURES, WINDOW
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+ONNX = MODELS / "beat_classifier.onnx"
+META_KEYS = {"model_version", "classes", "input_rate_hz", "window", "rr_features",
+             "training_data", "training_commit", "normalisation"}
+
+
+@pytest.fixture(scope="module")
+def session() -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(str(ONNX), so, providers=["CPUExecutionProvider"])
+
+
+def fixed_inputs(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1234)
+    t = np.arange(WINDOW) - 64
+    # A QRS-like spike at the R position plus noise, with varied amplitude and width.
+    amp = rng.uniform(0.5, 1.5, (n, 1))
+    width = rng.uniform(2.0, 8.0, (n, 1))
+    window = amp * np.exp(-0.5 * (t / width) ** 2) + 0.05 * rng.standard_normal((n, WINDOW))
+    rr = rng.uniform(0.4, 1.6, (n, len(RR_FEATURES)))
+    return window[:, None, :].astype(np.float32), rr.astype(np.float32)
+
+
+def test_files_are_small() -> None:
+    assert ONNX.stat().st_size < 1_000_000
+    assert (MODELS / "beat_classifier.pt").stat().st_size < 1_000_000
+
+
+def test_metadata_as_documented(session: ort.InferenceSession) -> None:
+    meta = session.get_modelmeta().custom_metadata_map
+    assert META_KEYS <= set(meta)
+    assert meta["classes"] == "N,S,V,F,Q"
+    assert meta["input_rate_hz"] == "250"
+    assert meta["window"] == "64 before + 96 after R"
+    assert meta["rr_features"].split(",") == list(RR_FEATURES)
+    assert meta["model_version"].startswith("beat-cnn-")
+    assert len(meta["training_commit"]) == 40
+
+
+def test_io_names_and_shapes(session: ort.InferenceSession) -> None:
+    ins = {i.name: i for i in session.get_inputs()}
+    assert set(ins) == {"window", "rr"}
+    assert ins["window"].shape[1:] == [1, WINDOW] and ins["window"].type == "tensor(float)"
+    assert ins["rr"].shape[1:] == [len(RR_FEATURES)] and ins["rr"].type == "tensor(float)"
+    # The batch axis is symbolic, not a fixed size.
+    assert isinstance(ins["window"].shape[0], str) and isinstance(ins["rr"].shape[0], str)
+    (out,) = session.get_outputs()
+    assert out.name == "logits" and out.shape[1:] == [5]
+    window, rr = fixed_inputs(7)
+    (logits,) = session.run(None, {"window": window, "rr": rr})
+    assert logits.shape == (7, 5) and logits.dtype == np.float32
+
+
+def test_deterministic(session: ort.InferenceSession) -> None:
+    window, rr = fixed_inputs()
+    a = session.run(None, {"window": window, "rr": rr})[0]
+    b = session.run(None, {"window": window, "rr": rr})[0]
+    np.testing.assert_array_equal(a, b)
+    assert np.isfinite(a).all()
+
+
+def test_batch_of_one_equals_its_row(session: ort.InferenceSession) -> None:
+    window, rr = fixed_inputs(256)
+    many = session.run(None, {"window": window, "rr": rr})[0]
+    for i in (0, 17, 255):
+        one = session.run(None, {"window": window[i:i + 1], "rr": rr[i:i + 1]})[0]
+        np.testing.assert_allclose(one[0], many[i], rtol=0, atol=1e-5)
+        assert one[0].argmax() == many[i].argmax()
+
+
+def test_onnx_matches_pytorch(session: ort.InferenceSession) -> None:
+    torch = pytest.importorskip("torch")
+    from models.net import BeatNet
+    state = torch.load(MODELS / "beat_classifier.pt", map_location="cpu", weights_only=True)
+    width = state["conv.0.weight"].shape[0]
+    hidden = state["wave.1.weight"].shape[0]
+    net = BeatNet(width, hidden).eval()
+    net.load_state_dict(state)
+    window, rr = fixed_inputs()
+    with torch.no_grad():
+        ref = net(torch.from_numpy(window), torch.from_numpy(rr)).numpy()
+    got = session.run(None, {"window": window, "rr": rr})[0]
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(got.argmax(1), ref.argmax(1))
