@@ -96,3 +96,43 @@ def test_onnx_matches_pytorch(session: ort.InferenceSession) -> None:
     got = session.run(None, {"window": window, "rr": rr})[0]
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
     np.testing.assert_array_equal(got.argmax(1), ref.argmax(1))
+
+
+# ----------------------------------------------------------- AAMI and the data
+def test_aami_mapping_and_split() -> None:
+    from models.aami import CLASSES, DS1, DS2, PACED, class_indices
+    assert CLASSES == ("N", "S", "V", "F", "Q")
+    got = class_indices(list("NLRejAaJSVEF/fQBrn?+~"))
+    np.testing.assert_array_equal(got, [0] * 5 + [1] * 4 + [2] * 2 + [3] + [4] * 3 + [-1] * 6)
+    assert len(DS1) == len(DS2) == 22
+    assert not set(DS1) & set(DS2) and not set(PACED) & (set(DS1) | set(DS2))
+
+
+
+
+@pytest.mark.realdata
+def test_record_beats_follow_the_reference_and_the_model_separates_v() -> None:
+    from ecgwatch.evaluation.records import data_dir
+    mitdb = data_dir() / "mitdb"
+    if not (mitdb / "119.hea").exists():
+        pytest.skip(f"MIT-BIH record 119 not found under {mitdb}")
+    import wfdb
+
+    from models.aami import class_indices
+    from models.dataset import record_beats
+    beats = record_beats(mitdb / "119")
+    ann = wfdb.rdann(str(mitdb / "119"), "atr")
+    ref = class_indices(ann.symbol)
+    # Every scored beat but possibly the last (its window may run past the end).
+    assert len(ref[ref >= 0]) - 1 <= len(beats) <= len(ref[ref >= 0])
+    np.testing.assert_array_equal(np.bincount(beats.labels, minlength=5)[[0, 2]],
+                                  np.bincount(ref[ref >= 0][:len(beats)], minlength=5)[[0, 2]])
+    # The R peak sits at sample 64 of the window: the window's extreme is near it.
+    peak = np.abs(beats.windows).argmax(1)
+    assert np.median(np.abs(peak - 64)) <= 3
+    # 119 is a DS1 (training) record with ~440 PVCs in bigeminy: a sanity check
+    # that the dataset path and the shipped graph agree, not an evaluation.
+    s = ort.InferenceSession(str(ONNX), providers=["CPUExecutionProvider"])
+    pred = s.run(None, {"window": beats.windows[:, None, :], "rr": beats.rr})[0].argmax(1)
+    v = beats.labels == 2
+    assert (pred[v] == 2).mean() > 0.9 and (pred[~v] == 2).mean() < 0.05
