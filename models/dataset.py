@@ -53,11 +53,11 @@ class BeatSet:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, mask: npt.NDArray[np.bool_]) -> "BeatSet":
+    def subset(self, mask: npt.NDArray[np.bool_]) -> BeatSet:
         return BeatSet(self.windows[mask], self.rr[mask], self.labels[mask], self.records[mask])
 
     @staticmethod
-    def concat(parts: list["BeatSet"]) -> "BeatSet":
+    def concat(parts: list[BeatSet]) -> BeatSet:
         return BeatSet(np.concatenate([p.windows for p in parts]),
                        np.concatenate([p.rr for p in parts]),
                        np.concatenate([p.labels for p in parts]),

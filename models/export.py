@@ -12,8 +12,14 @@ from pathlib import Path
 import onnx
 import torch
 
-from detect.beat_features import (AMP_BEATS, FS, RR_FEATURES, WINDOW, WINDOW_AFTER,
-                                  WINDOW_BEFORE)
+from detect.beat_features import (
+    AMP_BEATS,
+    FS,
+    RR_FEATURES,
+    WINDOW,
+    WINDOW_AFTER,
+    WINDOW_BEFORE,
+)
 
 from .aami import CLASSES
 from .net import BeatNet

@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _pct(x: float) -> str:
-    return "n/a" if x != x else f"{100 * x:.1f}"
+    return "n/a" if np.isnan(x) else f"{100 * x:.1f}"
 
 
 def render_markdown(r: dict) -> str:
@@ -280,20 +280,20 @@ def render_markdown(r: dict) -> str:
         e = r[key]
         lines.append(f"| {label} | {_pct(e['SVEB']['Se'])} | {_pct(e['SVEB']['+P'])} | "
                      f"{_pct(e['VEB']['Se'])} | {_pct(e['VEB']['+P'])} |")
+    ds2 = r["ds2_reference_beats"]
+    headline = (f"SVEB Se {_pct(ds2['SVEB']['Se'])} %, +P {_pct(ds2['SVEB']['+P'])} %; "
+                f"VEB Se {_pct(ds2['VEB']['Se'])} %, +P {_pct(ds2['VEB']['+P'])} %")
     lines += ["", "*Biases were tuned on these same out-of-fold logits, so this row is optimistic.",
               f"Decision biases (N S V F Q): {', '.join(f'{b:+.2f}' for b in r['decision_bias'])}",
               "", "## DS2 (held-out patients, reference beat positions), evaluated once", "",
-              f"SVEB Se {_pct(r['ds2_reference_beats']['SVEB']['Se'])} %, "
-              f"+P {_pct(r['ds2_reference_beats']['SVEB']['+P'])} %; "
-              f"VEB Se {_pct(r['ds2_reference_beats']['VEB']['Se'])} %, "
-              f"+P {_pct(r['ds2_reference_beats']['VEB']['+P'])} %", "",
+              headline, "",
               "| reference \\ predicted | " + " | ".join(r["classes"]) + " |",
               "|---" * (len(r["classes"]) + 1) + "|"]
     for c, row in zip(r["classes"], r["ds2_reference_beats"]["confusion"]):
         lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
-    lines += ["", f"Beats: DS1 {r['n_beats']['DS1']}, DS2 {r['n_beats']['DS2']}; "
-              f"parameters {r['parameters']}; training commit {r['training_commit']}; "
-              f"{r['seconds']} s.", ""]
+    lines += ["", (f"Beats: DS1 {r['n_beats']['DS1']}, DS2 {r['n_beats']['DS2']}; "
+                   f"parameters {r['parameters']}; training commit {r['training_commit']}; "
+                   f"{r['seconds']} s."), ""]
     return "\n".join(lines)
 
 

@@ -109,7 +109,6 @@ def test_aami_mapping_and_split() -> None:
 
 
 
-
 @pytest.mark.realdata
 def test_record_beats_follow_the_reference_and_the_model_separates_v() -> None:
     from ecgwatch.evaluation.records import data_dir
