@@ -105,7 +105,7 @@ def score_record(job: RecordJob) -> RecordResult:
     scores: dict[str, Confusion] = {}
     detected = labelled_q = 0
     if "end-to-end" in job.modes:
-        pos, labels = end_to_end_beats(x, fs)
+        pos, labels = end_to_end_beats(x, fs, job.model)
         scores["end-to-end"] = score_annotated(ann_s, ann_sym, pos, labels, fs,
                                                start_s=job.start_s)
         after = pos >= int(round(job.start_s * fs))
@@ -118,10 +118,12 @@ def score_record(job: RecordJob) -> RecordResult:
     return RecordResult(job, scores, detected, labelled_q, time.monotonic() - t)
 
 
-def end_to_end_beats(x: np.ndarray, fs: float) -> tuple[np.ndarray, list[str]]:
+def end_to_end_beats(x: np.ndarray, fs: float, model: str | None = None
+                     ) -> tuple[np.ndarray, list[str]]:
     """Beats of the streaming path as record sample positions, with their labels."""
     from .evaluation.replay import replay
-    beats = sorted(replay(x, fs).beats, key=lambda b: b.index)
+    beats = sorted(replay(x, fs, classifier=load_classifier(model)).beats,
+                   key=lambda b: b.index)
     # Beat.time is device time; the record's sample 0 is device time 0.
     pos = np.array([round(b.time * fs) for b in beats], dtype=np.int64)
     return pos, [b.label for b in beats]
