@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .beat_features import FS, RR_FEATURES, WINDOW
+from .beat_features import FS, RR_FEATURES, WINDOW, BeatInput
 from .errors import ModelError
 
 CLASSES = ("N", "S", "V", "F", "Q")
@@ -93,3 +93,65 @@ class BeatClassifier:
         prob /= prob.sum(axis=1, keepdims=True)
         labels = tuple(CLASSES[i] for i in np.argmax(logits, axis=1))
         return Prediction(labels, prob.astype(np.float32))
+
+    def submit(self, owner: object, inputs: list[BeatInput], *, now: bool = False
+               ) -> list[tuple[int, str]]:
+        """Label ``inputs`` at once: (beat index, label) pairs (the pipeline's
+        interface; see BeatBatcher for the batched one)."""
+        labels = self.predict(np.stack([i.window for i in inputs]),
+                              np.stack([i.rr for i in inputs])).labels
+        return [(i.index, lab) for i, lab in zip(inputs, labels)]
+
+
+class BeatBatcher:
+    """One model call per processing tick for the beats of every device.
+
+    Pipelines ``submit`` their beat inputs and get ``None`` back (deferred);
+    the service calls :meth:`run` once per tick, which labels everything
+    queued in one batch and returns, per pipeline, the beat indices and
+    labels to hand back with ``pipeline.apply_labels``. A pipeline that must
+    finish now (a segment ends) submits with ``now=True``: its queued inputs
+    and the new ones are labelled at once, keeping its beats in order.
+    """
+
+    def __init__(self, classifier: BeatClassifier) -> None:
+        self.classifier = classifier
+        self._queue: dict[int, tuple[object, list[BeatInput]]] = {}
+        self.calls = 0            # model calls, for metrics and tests
+        self.beats = 0
+
+    def submit(self, owner: object, inputs: list[BeatInput], *, now: bool = False
+               ) -> list[tuple[int, str]] | None:
+        """Queue ``inputs`` (returns None), or with ``now`` label them and the
+        owner's queued ones at once, older beats first."""
+        key = id(owner)
+        if now:
+            _, queued = self._queue.pop(key, (owner, []))
+            todo = queued + inputs
+            return [(i.index, lab) for i, lab in zip(todo, self._predict(todo))]
+        if inputs:
+            self._queue.setdefault(key, (owner, []))[1].extend(inputs)
+        return None
+
+    def pending(self, owner: object) -> int:
+        return len(self._queue.get(id(owner), (None, []))[1])
+
+    def run(self) -> list[tuple[object, list[tuple[int, str]]]]:
+        """Label everything queued in one call: (owner, [(beat index, label)]) per owner."""
+        if not self._queue:
+            return []
+        queue, self._queue = self._queue, {}
+        flat = [(owner, i) for owner, items in queue.values() for i in items]
+        labels = self._predict([i for _, i in flat])
+        out: dict[int, tuple[object, list[tuple[int, str]]]] = {}
+        for (owner, i), label in zip(flat, labels):
+            out.setdefault(id(owner), (owner, []))[1].append((i.index, label))
+        return list(out.values())
+
+    def _predict(self, inputs: list[BeatInput]) -> tuple[str, ...]:
+        if not inputs:
+            return ()
+        self.calls += 1
+        self.beats += len(inputs)
+        return self.classifier.predict(np.stack([i.window for i in inputs]),
+                                       np.stack([i.rr for i in inputs])).labels

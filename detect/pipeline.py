@@ -26,7 +26,7 @@ import numpy as np
 from . import DETECTOR_VERSION
 from .alarms import AlarmManager
 from .beat_features import WINDOW_AFTER, BeatFeaturizer, BeatInput
-from .classify import BeatClassifier
+from .classify import BeatBatcher, BeatClassifier
 from .conditions import ConditionTracker
 from .ectopy import EctopyTracker
 from .config import DetectorConfig
@@ -108,7 +108,7 @@ class DevicePipeline:
     """All per-device analysis state, fed chunk by chunk; pure and deterministic."""
 
     def __init__(self, device_id: str, config: DetectorConfig | None = None,
-                 classifier: BeatClassifier | None = None) -> None:
+                 classifier: BeatClassifier | BeatBatcher | None = None) -> None:
         self.device_id = check_device_id(device_id)
         self.config = config or DetectorConfig()
         self.classifier = classifier
@@ -207,35 +207,56 @@ class DevicePipeline:
         transitions = self._alarms.push(obs, self._tracker.frontier)
         self._windows.extend(windows)
         labelled = self._classify(beats, inputs, final)
-        if labelled:
-            eobs = self._ectopy.push(labelled)
-            transitions += self._ectopy_alarms.push(eobs, self._ectopy.frontier)
+        transitions += self._rhythms(labelled)
         return PipelineResult(tuple(beats), tuple(transitions), tuple(windows), labelled)
 
     def _classify(self, beats: list[Beat], inputs: list[BeatInput],
                   final: bool = False) -> tuple[Beat, ...]:
-        """Label beats with the model; beats in signal judged unusable become Q.
+        """Send beat inputs to the model; return the beats labelled so far.
 
-        A labelled beat is released once the quality window holding it is
-        known, so the labels do not depend on how the stream was chunked.
+        The model may answer at once (a BeatClassifier) or later in a batch
+        with other devices (a BeatBatcher, then :meth:`apply_labels`); at
+        the end of a segment it must answer at once.
         """
         if self.classifier is None:
             return ()
         for b in beats:
             self._unlabelled[b.index] = b
-        if inputs:
-            pred = self.classifier.predict(np.stack([i.window for i in inputs]),
-                                           np.stack([i.rr for i in inputs]))
-            for i, label in zip(inputs, pred.labels):
-                self._to_label.append((self._unlabelled.pop(i.index), label))
+        if inputs or final:
+            pairs = self.classifier.submit(self, inputs, now=final)
+            if pairs:
+                self._labelled(pairs)
+        return self._release(final)
+
+    def apply_labels(self, pairs: list[tuple[int, str]]) -> PipelineResult:
+        """Labels for beats this pipeline submitted earlier (batched across devices)."""
+        self._labelled(pairs)
+        labelled = self._release(False)
+        return PipelineResult(transitions=self._rhythms(labelled), classified=labelled)
+
+    def _labelled(self, pairs: list[tuple[int, str]]) -> None:
+        for index, label in pairs:
+            beat = self._unlabelled.pop(index, None)
+            if beat is not None:
+                self._to_label.append((beat, label))
+
+    def _release(self, final: bool) -> tuple[Beat, ...]:
+        """Labelled beats whose quality window is known, in order; Q in bad signal.
+
+        Waiting for the window makes the labels independent of chunking.
+        """
         covered = self._windows[-1].end if self._windows else 0
         out = []
         while self._to_label and (self._to_label[0][0].index < covered or final):
             beat, label = self._to_label.popleft()
-            if not self._usable_at(beat.index):
-                label = "Q"
-            out.append(replace(beat, label=label))
+            out.append(replace(beat, label=label if self._usable_at(beat.index) else "Q"))
         return tuple(out)
+
+    def _rhythms(self, labelled: tuple[Beat, ...]) -> tuple[AlarmTransition, ...]:
+        if not labelled:
+            return ()
+        obs = self._ectopy.push(labelled)
+        return tuple(self._ectopy_alarms.push(obs, self._ectopy.frontier))
 
     def _usable_at(self, index: int) -> bool:
         for w in reversed(self._windows):

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="file whose first line is the MQTT password "
                             "(default: $ECGWATCH_MQTT_PASSWORD)")
     serve.add_argument("--client-id", default="ecgwatch", help="MQTT client id")
+    serve.add_argument("--beat-model", metavar="PATH",
+                       help="label beats with this ONNX model ('default': the shipped one) "
+                            "and raise ventricular rhythm alarms; off by default while the "
+                            "shipped model is below the EC57 floor (models/README.md)")
     serve.add_argument("--config", metavar="FILE",
                        help="JSON file of detector settings and alarm limits, e.g. "
                             '{"alarms": {"asystole_s": 5, "tachy_bpm": 150}}')
@@ -154,7 +158,8 @@ def _serve(args: argparse.Namespace) -> int:
         config = ServiceConfig(broker=url, client_id=args.client_id, tls=tls,
                                credentials=credentials, protocol=protocol,
                                connect_timeout_s=args.connect_timeout,
-                               detector=_detector_config(args.config))
+                               detector=_detector_config(args.config),
+                               beat_model=args.beat_model)
         stop = threading.Event()
         with _stopping_on_signals(stop, args.duration):
             Service(config).run(stop)

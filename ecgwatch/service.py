@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detect import DETECTOR_VERSION
+from detect.classify import BeatBatcher, BeatClassifier
 from detect.config import DetectorConfig
 from detect.errors import BrokerError, ConfigError, InputError
+from detect.pipeline import DevicePipeline
 from detect.types import AlarmTransition, DeviceState
 from ingest.device import DeviceMonitor, MonitorResult
 from ingest.mqtt import BrokerURL, Credentials, MqttEdge, Protocol, Received, TlsOptions, Will
@@ -58,6 +60,9 @@ class ServiceConfig:
     batch_size: int = 500               # messages handled before periodic work runs
     max_devices: int = 10_000           # more distinct ids than this are rejected
     connect_timeout_s: float = 10.0
+    # ONNX beat model: None = no beat labels (the rate and technical alarms
+    # run regardless); "default" = the model shipped in models/; else a path.
+    beat_model: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.broker, BrokerURL):
@@ -92,6 +97,12 @@ class Service:
         self.clock = clock
         self.counters = Counters()
         self.monitors: dict[str, DeviceMonitor] = {}
+        # One model session per process, loaded now so a bad file fails at
+        # start-up; beats of all devices are labelled in one call per step.
+        self.batcher: BeatBatcher | None = None
+        if config.beat_model is not None:
+            path = None if config.beat_model == "default" else config.beat_model
+            self.batcher = BeatBatcher(BeatClassifier(path))
         self.ready = threading.Event()      # set once connected and announced online
         self.edge = MqttEdge(
             config.broker, config.client_id, tls=config.tls, credentials=config.credentials,
@@ -169,8 +180,21 @@ class Service:
                 break
             self.handle(msg, now)
             handled += 1
+        self._label_beats(now)
         self._periodic(now)
         return handled
+
+    def _label_beats(self, now: float) -> None:
+        """One model call for the beats every device submitted since the last step."""
+        if self.batcher is None:
+            return
+        for pipeline, pairs in self.batcher.run():
+            device_id = pipeline.device_id
+            try:
+                self._apply(device_id, self.monitors[device_id].apply_labels(pairs), now)
+            except Exception:
+                self._log_internal(device_id, "beat labels")
+                self.counters.count_reject("internal")
 
     def handle(self, msg: Received, now: float) -> None:
         """Decode one samples message and feed it to its device's monitor."""
@@ -209,7 +233,9 @@ class Service:
                 raise InputError(f"Device {device_id!r} is new but the service already follows "
                                  f"{self.config.max_devices} devices.", device_id=device_id,
                                  reason="too_many_devices")
-            monitor = DeviceMonitor(device_id, self.config.detector)
+            batcher = self.batcher
+            monitor = DeviceMonitor(device_id, self.config.detector, pipeline_factory=(
+                lambda d, c: DevicePipeline(d, c, batcher)))
             self.monitors[device_id] = monitor
             log.info("following new device %s", device_id)
         return monitor

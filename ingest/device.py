@@ -28,6 +28,7 @@ class Pipeline(Protocol):
     def push(self, chunk: Chunk) -> PipelineResult: ...
     def gap(self, start: float, end: float, detail: str = "") -> PipelineResult: ...
     def flush(self) -> PipelineResult: ...
+    def apply_labels(self, pairs: list[tuple[int, str]]) -> PipelineResult: ...
     def state(self) -> DeviceState: ...
 
 
@@ -71,6 +72,11 @@ class DeviceMonitor:
     def flush(self) -> MonitorResult:
         """End of a finite stream: release what is held, then let the pipeline decide."""
         return self._run(self.reassembler.flush(), final=self.pipeline.flush)
+
+    def apply_labels(self, pairs: list[tuple[int, str]]) -> MonitorResult:
+        """Beat labels from a batched model call (see detect.classify.BeatBatcher)."""
+        r = self.pipeline.apply_labels(pairs)
+        return MonitorResult(transitions=r.transitions, classified=r.classified)
 
     def state(self) -> DeviceState:
         return self.pipeline.state()

@@ -91,3 +91,11 @@ def test_a_config_file_sets_the_alarm_limits():
                                     "mains_hz": [50]})
     assert cfg.alarms.asystole_s == 6 and cfg.alarms.tachy_bpm == 150
     assert cfg.alarms.brady_bpm == 40 and cfg.mains_hz == (50,)
+
+
+def test_serve_with_a_missing_beat_model_fails_at_start_up(tmp_path, capsys):
+    port = free_port()
+    code = cli.main(["serve", "--broker", f"mqtt://127.0.0.1:{port}", "--beat-model",
+                     str(tmp_path / "none.onnx"), "--log-level", "ERROR"])
+    assert code == 1
+    assert "does not exist" in capsys.readouterr().err
