@@ -24,7 +24,7 @@ from detect.beat_features import (
 from .aami import CLASSES
 from .net import BeatNet
 
-MODEL_VERSION = "beat-cnn-2"
+MODEL_VERSION = "beat-cnn-1"
 OPSET = 17
 
 
@@ -41,8 +41,7 @@ def metadata(commit: str) -> dict[str, str]:
             "window: 0.5-40 Hz cleaned signal at 250 Hz minus the window median, divided by the "
             f"running median R amplitude of the previous {AMP_BEATS} beats "
             "(detect.beat_features.BeatFeaturizer); rr: seconds and ratios as emitted by the "
-            "featurizer, logarithms, interval contrasts and their standardisation are computed "
-            "inside the graph; decision biases are folded "
+            "featurizer, the logarithm is taken inside the graph; decision biases are folded "
             "into the logits, argmax is the decision"),
         "license": "weights: project licence; training data MIT-BIH (PhysioNet, ODC-By 1.0)",
     }

@@ -2,7 +2,6 @@
 
     python -m models.dataset --data ../shared/data     # optional: builds the cache
     python -m models.train --data ../shared/data       # CV, final fit, DS2, export
-    python -m models.train --cv-only [--only NAME ...]  # selection on DS1 only, no DS2
 
 Protocol (inter-patient, de Chazal et al., IEEE TBME 51(7), 2004):
 
@@ -52,7 +51,7 @@ S, V = CLASSES.index("S"), CLASSES.index("V")
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """One candidate: network shape, class balance, loss and schedule."""
+    """One candidate: network width and class-weight strength."""
 
     name: str
     width: int
@@ -62,25 +61,12 @@ class Config:
     epochs: int = 12
     batch: int = 256
     lr: float = 2e-3
-    rr_hidden: int = 32
-    dilated: bool = True
-    label_smoothing: float = 0.0
-    # "loss": class weights in the cross-entropy; "sampler": the same weights
-    # as sampling rates (each epoch draws len(train) beats with replacement,
-    # class c at a rate proportional to n_c * weight_c), plain cross-entropy.
-    balance: str = "loss"
-    augment: bool = True     # R jitter of +-3 samples and amplitude x0.85-1.15
 
 
-# beat-cnn-1 was w8-sqrt at HEAD 99bf756: CV mean objective 0.938 (re-run in this
-# session, same folds and seed). Every candidate below has the v2 network (derived,
-# standardised RR features; optional dilated layer) and training augmentation.
 CANDIDATES = (
-    Config("v2-rr", width=8, hidden=32, weight_power=0.5, weight_cap=30.0, dilated=False),
-    Config("v2-rr-dil-ls", width=8, hidden=32, weight_power=0.5, weight_cap=30.0,
-           epochs=20, label_smoothing=0.1),
-    Config("v2-rr-dil-sampler", width=8, hidden=32, weight_power=0.5, weight_cap=30.0,
-           epochs=20, label_smoothing=0.1, balance="sampler"),
+    Config("w8-sqrt", width=8, hidden=32, weight_power=0.5, weight_cap=30.0),
+    Config("w8-inv", width=8, hidden=32, weight_power=1.0, weight_cap=100.0),
+    Config("w12-sqrt", width=12, hidden=32, weight_power=0.5, weight_cap=30.0),
 )
 
 
@@ -121,46 +107,24 @@ def class_weights(labels: npt.NDArray[np.int64], cfg: Config) -> torch.Tensor:
     return torch.tensor(np.minimum(w, cfg.weight_cap), dtype=torch.float32)
 
 
-def make_net(cfg: Config) -> BeatNet:
-    return BeatNet(cfg.width, cfg.hidden, rr_hidden=cfg.rr_hidden, dilated=cfg.dilated)
-
-
-def augment(win: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Detector jitter (R moved by up to 3 samples, 12 ms) and amplitude spread of +-15 %.
-
-    The service's R peaks come from a detector, not the reference annotation,
-    and the amplitude normaliser lags a changing R height: both shift the
-    window the model sees on unseen patients.
-    """
-    shift = int(torch.randint(-3, 4, (1,), generator=gen))
-    out = torch.roll(win, shift, dims=-1) if shift else win
-    return out * (0.85 + 0.3 * torch.rand(win.shape[0], 1, 1, generator=gen))
-
-
 def fit(train: BeatSet, cfg: Config, seed: int) -> BeatNet:
     seed_everything(seed)
-    net = make_net(cfg)
+    net = BeatNet(cfg.width, cfg.hidden)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.labels, cfg))
     win = torch.from_numpy(train.windows).unsqueeze(1)
     rr = torch.from_numpy(train.rr)
     y = torch.from_numpy(train.labels)
-    net.fit_rr_norm(rr)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    weights = class_weights(train.labels, cfg)
-    loss_fn = nn.CrossEntropyLoss(weight=weights if cfg.balance == "loss" else None,
-                                  label_smoothing=cfg.label_smoothing)
-    rate = weights[y].double()                # per-beat draw rate for balance="sampler"
     steps = cfg.epochs * -(-len(train) // cfg.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     gen = torch.Generator().manual_seed(seed)
     net.train()
     for _ in range(cfg.epochs):
-        order = (torch.multinomial(rate, len(train), replacement=True, generator=gen)
-                 if cfg.balance == "sampler" else torch.randperm(len(train), generator=gen))
+        order = torch.randperm(len(train), generator=gen)
         for i in range(0, len(train), cfg.batch):
             b = order[i:i + cfg.batch]
-            xb = augment(win[b], gen) if cfg.augment else win[b]
             opt.zero_grad()
-            loss_fn(net(xb, rr[b]), y[b]).backward()
+            loss_fn(net(win[b], rr[b]), y[b]).backward()
             opt.step()
             sched.step()
     return net.eval()
@@ -243,9 +207,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--out", default="out")
     ap.add_argument("--models", default=str(Path(__file__).resolve().parent))
-    ap.add_argument("--cv-only", action="store_true",
-                    help="stop after model selection on DS1 (DS2 is not loaded)")
-    ap.add_argument("--only", nargs="*", default=None, help="candidate names to compare")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     t_start = time.time()
@@ -257,19 +218,14 @@ def main(argv: list[str] | None = None) -> None:
     folds = record_folds(ds1, DS1, FOLDS)
     cv: dict[str, dict] = {}
     oofs: dict[str, npt.NDArray[np.float32]] = {}
-    candidates = [c for c in CANDIDATES if args.only is None or c.name in args.only]
-    for cfg in candidates:
+    for cfg in CANDIDATES:
         oofs[cfg.name], per_fold = cross_validate(ds1, folds, cfg)
         cv[cfg.name] = {"config": asdict(cfg), "folds": per_fold,
                         "mean_objective": float(np.mean([f["objective"] for f in per_fold])),
                         "mean": {g: {k: _mean(per_fold, g, k) for k in ("Se", "+P", "F1")}
                                  for g in ("VEB", "SVEB")}}
         print(f"{cfg.name}: CV mean objective {cv[cfg.name]['mean_objective']:.3f}", flush=True)
-    chosen = max(candidates, key=lambda c: cv[c.name]["mean_objective"])
-    if args.cv_only:
-        (out / "train_cv.json").write_text(json.dumps(cv, indent=2))
-        np.save(out / f"train_oof_{chosen.name}.npy", oofs[chosen.name])
-        return
+    chosen = max(CANDIDATES, key=lambda c: cv[c.name]["mean_objective"])
 
     # 2. Decision biases from the winner's out-of-fold logits.
     bias = tune_biases(oofs[chosen.name], ds1.labels)
