@@ -165,7 +165,7 @@ class DevicePipeline:
 
     # ------------------------------------------------------------- segments
     def _open(self, chunk: Chunk) -> PipelineResult:
-        delay = Resampler(chunk.fs, self.fs).delay_s
+        delay = Resampler.delay_for(chunk.fs, self.fs)
         if self._origin is None:
             # Resampled sample 0 lies ``delay`` before the first input sample.
             self._origin = chunk.t0 - delay

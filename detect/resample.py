@@ -28,6 +28,13 @@ class Resampler:
     input evaluated at time ``m / fs_out - delay_s``.
     """
 
+    @staticmethod
+    def delay_for(fs_in: float, fs_out: float, *, max_denominator: int = 1000) -> float:
+        """The group delay in seconds a Resampler(fs_in, fs_out) will have, without building it."""
+        ratio = Fraction(fs_out / fs_in).limit_denominator(max_denominator)
+        up, down = ratio.numerator, ratio.denominator
+        return 0.0 if up == down == 1 else 10 * max(up, down) / (up * float(fs_in))
+
     def __init__(self, fs_in: float, fs_out: float, *, max_denominator: int = 1000) -> None:
         ratio = Fraction(fs_out / fs_in).limit_denominator(max_denominator)
         self.fs_in, self.fs_out = float(fs_in), float(fs_out)

@@ -60,3 +60,8 @@ def test_same_rate_is_a_copy():
     assert r.identity and r.delay_s == 0
     y = r.push(x)
     assert np.array_equal(y, x) and y is not x
+
+
+@pytest.mark.parametrize("fs_in", [100, 128, 250, 257, 360, 500, 1000])
+def test_the_delay_is_known_without_building_the_filter(fs_in):
+    assert Resampler.delay_for(fs_in, 250) == Resampler(fs_in, 250).delay_s
