@@ -56,7 +56,7 @@ class Resampler:
         self._k = n_branch
         self._hist = np.zeros(n_branch - 1)   # last inputs (zero before the stream)
         # Group delay of the FIR in seconds (centre tap at half_len on the upsampled grid).
-        self.delay_s = half_len / (up * self.fs_in)
+        self.delay_s = self.delay_for(fs_in, fs_out, max_denominator=max_denominator)
 
     @property
     def produced(self) -> int:
