@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import sys
 import threading
@@ -29,7 +30,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from detect.errors import BrokerError, EcgwatchError
-from detect.types import Chunk, FloatArray
+from detect.types import MAX_CHUNK_S, MIN_CHUNK_S, Chunk, FloatArray
 from ingest.mqtt import BrokerURL
 from ingest.payload import encode_binary, encode_json
 from ingest.topics import samples_topic
@@ -117,11 +118,16 @@ class ChunkStream:
     """Cuts a source into consecutive chunks with ``seq`` and device time ``t0``."""
 
     def __init__(self, source: Source, chunk_s: float, t0: float, device_id: str | None = None) -> None:
-        if not 0.1 <= chunk_s <= 10.0:
-            raise EcgwatchError(f"Chunk length {chunk_s!r} s is outside 0.1..10 s.")
+        if not MIN_CHUNK_S <= chunk_s <= MAX_CHUNK_S:
+            raise EcgwatchError(f"Chunk length {chunk_s!r} s is outside "
+                                f"{MIN_CHUNK_S:g}..{MAX_CHUNK_S:g} s.")
         self.source = source
         self.device_id = device_id or source.name
-        self.n = max(1, int(round(chunk_s * source.fs)))
+        # Whole samples, never outside the contract: at a rate that is not a whole
+        # number of Hz, round(0.1 * fs) samples can last just under 0.1 s.
+        self.min_n = math.ceil(MIN_CHUNK_S * source.fs - 1e-9)
+        self.n = min(max(int(round(chunk_s * source.fs)), self.min_n),
+                     math.floor(MAX_CHUNK_S * source.fs + 1e-9))
         self.t0 = t0
         self.seq = 0
         self._sent = 0
@@ -129,7 +135,7 @@ class ChunkStream:
     def next(self) -> Chunk | None:
         """The next chunk, or None when the source is exhausted (a short tail is dropped)."""
         x = self.source.read(self.n)
-        if x.size < 0.1 * self.source.fs:
+        if x.size < self.min_n:
             return None
         c = Chunk(self.device_id, self.seq, self.t0 + self._sent / self.source.fs,
                   float(self.source.fs), np.ascontiguousarray(x, dtype=np.float64))

@@ -31,6 +31,17 @@ def test_chunk_stream_is_contiguous_in_seq_and_device_time():
     assert whole.size - got.size < 0.1 * 360       # only a tail under 0.1 s is dropped
 
 
+def test_shortest_chunks_at_a_fractional_rate_still_last_a_tenth_of_a_second():
+    # round(0.1 * 333.3) = 33 samples would be 0.099 s, which Chunk refuses.
+    src = SyntheticSource(Scenario("dev-a", 70.0, (), seed=2), 333.3, 2.0)
+    cs = ChunkStream(src, 0.1, t0=0.0)
+    chunks = []
+    while (c := cs.next()) is not None:
+        chunks.append(c)
+    assert chunks and all(c.duration >= 0.1 for c in chunks)
+    assert sum(c.samples.size for c in chunks) > round(2.0 * 333.3) - 34
+
+
 def test_chunk_length_outside_the_contract_is_refused():
     src = SyntheticSource(Scenario("dev-a"), 250.0, 5.0)
     with pytest.raises(Exception, match="0.1..10"):
