@@ -30,3 +30,23 @@ def beat_train(r_times: np.ndarray, fs: float, duration: float, *, amp: float = 
 
 def regular_r_times(bpm: float, duration: float, start: float = 0.5) -> np.ndarray:
     return np.arange(start, duration - 0.5, 60.0 / bpm)
+
+
+def draw_beat_indices(draw, seconds: float, fs: float, max_run: int = 25) -> list[int]:
+    """For hypothesis strategies: beat sample indices of a random rhythm.
+
+    Runs of normal, fast (133-200 bpm) and slow (30-43 bpm) beats, single
+    pauses (2.3-3.5 s) and asystoles (3.8-7 s), so every rate alarm can trip.
+    """
+    from hypothesis import strategies as st
+    ranges = {"normal": (0.6, 1.0), "fast": (0.3, 0.45), "slow": (1.4, 2.0),
+              "pause": (2.3, 3.5), "asystole": (3.8, 7.0)}
+    t, times = 0.3, []
+    while t < seconds:
+        times.append(t)
+        kind = draw(st.sampled_from(["normal", "normal", "fast", "slow", "pause", "asystole"]))
+        lo, hi = ranges[kind]
+        for _ in range(draw(st.integers(1, max_run)) if kind in ("fast", "slow", "normal") else 1):
+            t += draw(st.floats(lo, hi))
+            times.append(t)
+    return sorted({round(x * fs) for x in times if x < seconds})

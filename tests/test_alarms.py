@@ -10,6 +10,7 @@ from detect.alarms import UPDATE_BPM, AlarmManager
 from detect.conditions import ConditionTracker, Observation
 from detect.config import DetectorConfig
 from detect.types import Action, Beat, Condition, Evidence, Quality, QualityWindow
+from ecg_fixtures import draw_beat_indices
 
 CFG = DetectorConfig()
 FS = CFG.fs
@@ -150,16 +151,7 @@ def test_active_alarms_are_listed_most_urgent_first_until_cleared():
 
 @st.composite
 def streams(draw):
-    t, times = 0.3, []
-    while t < 90:
-        times.append(t)
-        kind = draw(st.sampled_from(["normal", "normal", "fast", "slow", "pause", "asystole"]))
-        lo, hi = {"normal": (0.6, 1.0), "fast": (0.3, 0.45), "slow": (1.4, 2.0),
-                  "pause": (2.3, 3.5), "asystole": (3.8, 7.0)}[kind]
-        for _ in range(draw(st.integers(1, 25)) if kind in ("fast", "slow", "normal") else 1):
-            t += draw(st.floats(lo, hi))
-            times.append(t)
-    times = sorted({round(x * FS) for x in times if x < 90})
+    times = draw_beat_indices(draw, 90, FS, max_run=25)
     good = [Quality.GOOD] * 8
     quality = draw(st.lists(st.sampled_from(good + [Quality.NOISY, Quality.UNUSABLE,
                                                     Quality.LEADS_OFF, Quality.SATURATED]),

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from detect.conditions import ConditionTracker, Observation
 from detect.config import DetectorConfig
 from detect.types import Beat, Condition, Quality, QualityWindow
+from ecg_fixtures import draw_beat_indices
 
 CFG = DetectorConfig()
 FS = CFG.fs
@@ -265,17 +266,7 @@ quality_choice = st.sampled_from([Quality.GOOD] * 6 + [Quality.NOISY, Quality.UN
 @st.composite
 def streams(draw):
     """Random RR series (30-200 bpm, pauses, asystoles) and window qualities."""
-    t, times = 0.3, []
-    while t < 80:
-        times.append(t)
-        kind = draw(st.sampled_from(["normal", "normal", "fast", "slow", "pause", "asystole"]))
-        lo, hi = {"normal": (0.6, 1.0), "fast": (0.3, 0.42), "slow": (1.45, 2.0),
-                  "pause": (2.3, 3.5), "asystole": (3.8, 7.0)}[kind]
-        run = draw(st.integers(1, 20)) if kind in ("fast", "slow", "normal") else 1
-        for _ in range(run):
-            t += draw(st.floats(lo, hi))
-            times.append(t)
-    times = sorted({round(x * FS) for x in times if x < 80})
+    times = draw_beat_indices(draw, 80, FS, max_run=20)
     quality = draw(st.lists(quality_choice, min_size=40, max_size=40))
     return times, quality
 
