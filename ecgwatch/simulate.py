@@ -115,9 +115,14 @@ class WfdbSource:
 
 
 class ChunkStream:
-    """Cuts a source into consecutive chunks with ``seq`` and device time ``t0``."""
+    """Cuts a source into consecutive chunks with ``seq`` and device time ``t0``.
 
-    def __init__(self, source: Source, chunk_s: float, t0: float, device_id: str | None = None) -> None:
+    ``duration_s`` caps the stream (a record replay is otherwise as long as the
+    record); a tail shorter than the 0.1 s minimum chunk is dropped.
+    """
+
+    def __init__(self, source: Source, chunk_s: float, t0: float, device_id: str | None = None,
+                 duration_s: float | None = None) -> None:
         if not MIN_CHUNK_S <= chunk_s <= MAX_CHUNK_S:
             raise EcgwatchError(f"Chunk length {chunk_s!r} s is outside "
                                 f"{MIN_CHUNK_S:g}..{MAX_CHUNK_S:g} s.")
@@ -131,10 +136,14 @@ class ChunkStream:
         self.t0 = t0
         self.seq = 0
         self._sent = 0
+        self._limit = None if duration_s is None else int(round(duration_s * source.fs))
 
     def next(self) -> Chunk | None:
         """The next chunk, or None when the source is exhausted (a short tail is dropped)."""
-        x = self.source.read(self.n)
+        want = self.n if self._limit is None else min(self.n, self._limit - self._sent)
+        if want < self.min_n:
+            return None
+        x = self.source.read(want)
         if x.size < self.min_n:
             return None
         c = Chunk(self.device_id, self.seq, self.t0 + self._sent / self.source.fs,
@@ -156,7 +165,11 @@ def run_fleet(url: str, sources: Sequence[Scenario | Source], duration: float,
               speed: float = 1.0, fmt: str = "json", stop_event: threading.Event | None = None,
               *, chunk_s: float = 1.0, fs: float = 250.0, client_id_prefix: str = "sim",
               t0: float | None = None) -> FleetStats:
-    """Publish ``duration`` wall seconds of every source (``duration * speed`` of ECG)."""
+    """Publish ``duration`` wall seconds of every source (``duration * speed`` of ECG).
+
+    With ``speed=0`` it publishes ``duration`` seconds of ECG as fast as the broker
+    takes them. Every source stops there, record replays included.
+    """
     if fmt not in ("json", "binary"):
         raise EcgwatchError(f"Payload format {fmt!r} is neither 'json' nor 'binary'.")
     if speed < 0:
@@ -165,7 +178,8 @@ def run_fleet(url: str, sources: Sequence[Scenario | Source], duration: float,
     signal_s = duration * speed if speed > 0 else duration
     start_device_time = time.time() if t0 is None else t0
     streams = [ChunkStream(s if not isinstance(s, Scenario)
-                           else SyntheticSource(s, fs, signal_s), chunk_s, start_device_time)
+                           else SyntheticSource(s, fs, signal_s), chunk_s, start_device_time,
+                           duration_s=signal_s)
                for s in sources]
     encode = encode_binary if fmt == "binary" else encode_json
     client = _connect(url, f"{client_id_prefix}-{uuid.uuid4().hex[:8]}")

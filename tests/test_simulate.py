@@ -42,6 +42,16 @@ def test_shortest_chunks_at_a_fractional_rate_still_last_a_tenth_of_a_second():
     assert sum(c.samples.size for c in chunks) > round(2.0 * 333.3) - 34
 
 
+def test_a_stream_stops_at_its_duration_even_if_the_source_goes_on():
+    src = SyntheticSource(Scenario("dev-a", 70.0, (), seed=3), 250.0)      # endless
+    cs = ChunkStream(src, 0.4, t0=0.0, duration_s=3.0)
+    chunks = []
+    while (c := cs.next()) is not None:
+        chunks.append(c)
+    assert [c.samples.size for c in chunks] == [100] * 7 + [50]
+    assert chunks[-1].t_end == pytest.approx(3.0)
+
+
 def test_chunk_length_outside_the_contract_is_refused():
     src = SyntheticSource(Scenario("dev-a"), 250.0, 5.0)
     with pytest.raises(Exception, match="0.1..10"):
@@ -90,3 +100,15 @@ def test_run_fleet_delivers_every_chunk_exactly_once(broker, mqtt_collector, fmt
         seen.add((dev, c.seq))
         assert c.t0 == pytest.approx(500.0 + 0.5 * c.seq, abs=1e-6)
     assert len(seen) == stats.chunks
+
+
+@pytest.mark.broker
+@pytest.mark.realdata
+@pytest.mark.skipif(not MITDB.is_dir(), reason=f"MIT-BIH data not found at {MITDB}")
+def test_run_fleet_replays_only_duration_seconds_of_a_record(broker, mqtt_collector):
+    src = WfdbSource(MITDB / "100", name=f"rec-{uuid.uuid4().hex[:6]}")
+    col = mqtt_collector(broker.url, [f"ecg/v1/{src.name}/samples"])
+    stats = run_fleet(broker.url, [src], duration=3.0, speed=0, chunk_s=1.0, t0=0.0)
+    assert stats.chunks == 3                      # not the record's 30 minutes
+    msgs = col.wait_for(lambda ms: len(ms) >= 3)
+    assert sorted(decode_samples(src.name, m.payload).seq for m in msgs) == [0, 1, 2]
