@@ -159,16 +159,19 @@ class FleetStats:
     chunks: int
     seconds: float          # wall time spent publishing
     late: int               # chunks published later than their pacing slot by > one chunk
+    unconfirmed: int = 0    # QoS 1 chunks not known to be acknowledged at the end
 
 
 def run_fleet(url: str, sources: Sequence[Scenario | Source], duration: float,
               speed: float = 1.0, fmt: str = "json", stop_event: threading.Event | None = None,
               *, chunk_s: float = 1.0, fs: float = 250.0, client_id_prefix: str = "sim",
-              t0: float | None = None) -> FleetStats:
+              t0: float | None = None, ack_timeout: float = 10.0) -> FleetStats:
     """Publish ``duration`` wall seconds of every source (``duration * speed`` of ECG).
 
     With ``speed=0`` it publishes ``duration`` seconds of ECG as fast as the broker
-    takes them. Every source stops there, record replays included.
+    takes them. Every source stops there, record replays included. At the end
+    it waits up to ``ack_timeout`` s for the broker's acknowledgements; a broker
+    that went away is counted in ``unconfirmed``, not raised.
     """
     if fmt not in ("json", "binary"):
         raise EcgwatchError(f"Payload format {fmt!r} is neither 'json' nor 'binary'.")
@@ -207,14 +210,29 @@ def run_fleet(url: str, sources: Sequence[Scenario | Source], duration: float,
                 pending.append(client.publish(samples_topic(c.device_id), encode(c), qos=1))
                 sent += 1
             streams = alive
-            pending = [m for m in pending if not m.is_published()]
+            pending = [m for m in pending if not _acked(m)]
             k += 1
+        deadline = time.monotonic() + ack_timeout
         for m in pending:
-            m.wait_for_publish(timeout=10.0)
+            try:
+                m.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):   # published while disconnected
+                pass
+        unconfirmed = sum(not _acked(m) for m in pending)
     finally:
         client.disconnect()
         client.loop_stop()
-    return FleetStats(len(sources), sent, time.monotonic() - start, late)
+    return FleetStats(len(sources), sent, time.monotonic() - start, late, unconfirmed)
+
+
+def _acked(m: paho.MQTTMessageInfo) -> bool:
+    """Whether the broker acknowledged ``m``. paho raises for a message published
+    while disconnected (it may still resend it later); that one counts as not
+    known to be acknowledged instead of ending the fleet."""
+    try:
+        return m.is_published()
+    except (RuntimeError, ValueError):
+        return False
 
 
 def _connect(url: str, client_id: str) -> paho.Client:
@@ -283,4 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(f"sent {stats.chunks} chunks from {stats.devices} devices in {stats.seconds:.1f} s"
           + (f" ({stats.late} late)" if stats.late else ""), file=sys.stderr)
+    if stats.unconfirmed:
+        print(f"ecgwatch simulate: warning: the broker did not acknowledge "
+              f"{stats.unconfirmed} of them", file=sys.stderr)
+        return 1
     return 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import numpy as np
 import pytest
 
 from ecg_fixtures import data_dir
+from ecgwatch.broker import start_test_broker
 from ecgwatch.simulate import (NAMED, ChunkStream, WfdbSource, demo_scenarios, fleet_scenarios,
                                run_fleet)
 from ecgwatch.synth import Scenario, SyntheticSource, synthesize
@@ -112,3 +114,40 @@ def test_run_fleet_replays_only_duration_seconds_of_a_record(broker, mqtt_collec
     assert stats.chunks == 3                      # not the record's 30 minutes
     msgs = col.wait_for(lambda ms: len(ms) >= 3)
     assert sorted(decode_samples(src.name, m.payload).seq for m in msgs) == [0, 1, 2]
+
+
+class _HeldSource:
+    """A synthetic device that stops after ``hold_after`` reads until ``release`` is set."""
+
+    def __init__(self, name: str, hold_after: int, release: threading.Event) -> None:
+        self._src = SyntheticSource(Scenario(name, 70.0, (), seed=4), 250.0)
+        self.name, self.fs = name, self._src.fs
+        self._reads, self._hold_after, self._release = 0, hold_after, release
+        self.held = threading.Event()
+
+    def read(self, n_samples: int) -> np.ndarray:
+        self._reads += 1
+        if self._reads > self._hold_after:
+            self.held.set()
+            self._release.wait(30.0)
+        return self._src.read(n_samples)
+
+
+@pytest.mark.broker
+def test_a_broker_that_goes_away_is_counted_not_raised():
+    own = start_test_broker()              # this test stops it half-way
+    broker_gone = threading.Event()
+    src = _HeldSource(f"out{uuid.uuid4().hex[:6]}", 2, broker_gone)
+    result: list = []
+    fleet = threading.Thread(target=lambda: result.append(
+        run_fleet(own.url, [src], duration=3.0, speed=0, chunk_s=0.5, t0=0.0, ack_timeout=1.0)))
+    fleet.start()
+    try:
+        assert src.held.wait(30.0)
+        own.stop()
+    finally:
+        broker_gone.set()
+        fleet.join(60.0)
+    [stats] = result                       # returned: no exception escaped
+    # Chunks 2..5 were published with the broker gone; 0 and 1 may have been acked.
+    assert stats.chunks == 6 and 4 <= stats.unconfirmed <= 6
