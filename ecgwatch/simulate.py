@@ -244,7 +244,8 @@ def _connect(url: str, client_id: str) -> paho.Client:
     if u.scheme == "mqtts":
         client.tls_set()            # system CA bundle; the simulator sends no secrets
     connected = threading.Event()
-    client.on_connect = lambda c, ud, flags, rc, props: connected.set() if not rc.is_failure else None
+    client.on_connect = (lambda c, ud, flags, rc, props:
+                         connected.set() if not rc.is_failure else None)
     try:
         client.connect(u.host, u.port, keepalive=30)
     except OSError as e:

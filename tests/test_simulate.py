@@ -7,11 +7,17 @@ import uuid
 
 import numpy as np
 import pytest
-
 from ecg_fixtures import data_dir
+
 from ecgwatch.broker import start_test_broker
-from ecgwatch.simulate import (NAMED, ChunkStream, WfdbSource, demo_scenarios, fleet_scenarios,
-                               run_fleet)
+from ecgwatch.simulate import (
+    NAMED,
+    ChunkStream,
+    WfdbSource,
+    demo_scenarios,
+    fleet_scenarios,
+    run_fleet,
+)
 from ecgwatch.synth import Scenario, SyntheticSource, synthesize
 from ingest.payload import decode_samples
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import neurokit2 as nk
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecgwatch.evaluation.matching import match_beats
 from ecgwatch.synth import Event, Scenario, SyntheticSource, synthesize
