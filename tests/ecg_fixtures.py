@@ -50,3 +50,20 @@ def draw_beat_indices(draw, seconds: float, fs: float, max_run: int = 25) -> lis
             t += draw(st.floats(lo, hi))
             times.append(t)
     return sorted({round(x * fs) for x in times if x < seconds})
+
+
+#: Marker for ``samples_doc``: leave this field out of the payload.
+DELETE = object()
+
+
+def samples_doc(**changes) -> dict:
+    """A valid counts-mode JSON samples document (25 samples at 250 Hz = 0.1 s)
+    with fields changed, or removed where the value is DELETE."""
+    d = {"v": 1, "seq": 5, "t0": 100.0, "fs": 250, "lead": "II", "gain": 200,
+         "samples": [200] * 25}
+    for k, v in changes.items():
+        if v is DELETE:
+            d.pop(k, None)
+        else:
+            d[k] = v
+    return d

@@ -15,23 +15,17 @@ from hypothesis import strategies as st
 
 from detect.errors import ChunkError, InputError, PayloadError
 from detect.types import Chunk
+from ecg_fixtures import DELETE, samples_doc
 from ingest.payload import (BINARY_HEADER_SIZE, LEAD_CODES, MAX_PAYLOAD_BYTES, MAX_SAMPLES,
                             decode_samples, encode_binary, encode_json)
 
 DEV = "patch-07"
-_DELETE = object()
+_DELETE = DELETE
 
 
 def js(**changes) -> bytes:
     """A valid counts-mode JSON payload (25 samples at 250 Hz = 0.1 s) with changes."""
-    doc = {"v": 1, "seq": 5, "t0": 100.0, "fs": 250, "lead": "II", "gain": 200,
-           "samples": [200] * 25}
-    for k, v in changes.items():
-        if v is _DELETE:
-            doc.pop(k, None)
-        else:
-            doc[k] = v
-    return json.dumps(doc).encode()
+    return json.dumps(samples_doc(**changes)).encode()
 
 
 def binary(*, magic=b"EW", version=1, flags=0, seq=5, t0=100.0, fs=250.0, gain=200.0,

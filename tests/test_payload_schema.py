@@ -13,10 +13,11 @@ from jsonschema import Draft202012Validator
 
 from detect.errors import InputError
 from detect.types import Chunk
+from ecg_fixtures import DELETE, samples_doc
 from ingest.payload import decode_samples, encode_json
 
 DEV = "patch-07"
-_DELETE = object()
+_DELETE = DELETE
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +28,7 @@ def validator() -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-def doc(**changes) -> dict:
-    d = {"v": 1, "seq": 5, "t0": 100.0, "fs": 250, "lead": "II", "gain": 200,
-         "samples": [200] * 25}
-    for k, v in changes.items():
-        if v is _DELETE:
-            d.pop(k, None)
-        else:
-            d[k] = v
-    return d
+doc = samples_doc
 
 
 MV = {"gain": _DELETE, "unit": "mV"}
