@@ -1,0 +1,397 @@
+"""AF episode scoring of :class:`detect.af.AfDetector` on RR intervals (AFDB, NSRDB).
+
+    python -m ecgwatch.evaluation.af --data ../shared/data --out out/af
+
+**AFDB** (MIT-BIH Atrial Fibrillation Database; Moody & Mark, Computers in
+Cardiology 10:227-230, 1983): the signals are not here, but every one of the
+25 records (00735 and 03665 included: they lack only signals) has its beat
+times (``.qrs``, unaudited detector output, 250 Hz) and rhythm annotations
+(``.atr`` aux notes ``(AFIB``, ``(AFL``, ``(J``, ``(N``). Each record's beats
+go through the detector in 10 s chunks, as a stream would deliver them.
+
+Reference AF is ``(AFIB`` only, as in ANSI/AAMI EC57 (its AF episode scoring
+is of atrial fibrillation; flutter is an organised rhythm, often with a fixed
+conduction ratio and so regular RR, which an RR detector is not meant to
+call AF). A second line of the report counts ``(AFL`` as AF too. A record
+is scored from its first to its last beat.
+
+Statistics as EC57 section 4.4 and PhysioNet's ``epicmp`` define them:
+
+* episode Se: reference episodes overlapped by any detected episode, over all
+  reference episodes; reported for all of them and for those lasting at least
+  the detector's minimum duration (30 s by default: an episode shorter than
+  the minimum reportable one is not something the detector is asked to find;
+  the ESC 2020 guideline also defines clinical AF episodes as >= 30 s);
+* episode +P: detected episodes that overlap a reference episode;
+* duration Se / +P: overlap time over reference / detected AF time;
+* gross figures pool the counts and times of all records; averaged figures
+  are the mean of the per-record values where defined;
+* onset latency: for each reference episode the first detected episode
+  overlapping it, ``decision - reference onset`` (time to alarm) and
+  ``estimated onset - reference onset``; offset latency likewise with the
+  detected offset (median and 90th percentile, seconds).
+
+**NSRDB** (MIT-BIH Normal Sinus Rhythm Database, 18 records, 128 Hz): every
+beat annotation; no AF anywhere, so every detected episode is a false alarm.
+It is never used for tuning; all records are reported.
+
+**Tuning protocol.** The AFDB records sorted by name are split alternately,
+fixed before any result was seen: positions 0, 2, 4, ... tune, 1, 3, 5, ...
+are held out (:data:`TUNING`, :data:`HELD_OUT`). The thresholds of
+:class:`detect.af.AfConfig` were chosen on the tuning records only,
+maximising the smaller of gross episode Se (>= 30 s) and gross duration +P:
+first the feature (lags 1-4, window 32/64/128 beats, quantile 0.25/0.5,
+rate weighting, turning-point gate) by beat-level break-even on the tuning
+records, then the detector itself over onset threshold 0.012-0.034, offset
+at 0.6-0.9 of it, merge gap 10/30 s (chosen: lags 3, 64 beats, quantile
+0.25, 0.027 / 0.0216, turning ratio 0.5, merge 10 s; tuning 97.6 / 97.0).
+The held-out figures are reported beside them, untouched by that choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from detect.af import AfConfig, AfDetector
+
+from .records import data_dir
+
+AFDB_RECORDS = ("00735", "03665", "04015", "04043", "04048", "04126", "04746", "04908",
+                "04936", "05091", "05121", "05261", "06426", "06453", "06995", "07162",
+                "07859", "07879", "07910", "08215", "08219", "08378", "08405", "08434",
+                "08455")
+TUNING = AFDB_RECORDS[0::2]
+HELD_OUT = AFDB_RECORDS[1::2]
+CHUNK_S = 10.0
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    start: int
+    end: int
+    decided: int            # sample of the onset decision
+    end_decided: int        # sample of the offset decision
+
+
+def run_detector(beats: np.ndarray, fs: float, config: AfConfig,
+                 chunk_s: float = CHUNK_S) -> tuple[list[Detected], float]:
+    """Detected episodes and the AF burden, beats fed in ``chunk_s`` chunks of time."""
+    det = AfDetector(fs, config)
+    events = []
+    edges = np.searchsorted(beats, np.arange(0, beats[-1] + chunk_s * fs, chunk_s * fs))
+    for lo, hi in itertools.pairwise(edges):
+        events += det.push(beats[lo:hi].tolist())
+    events += det.push(beats[edges[-1]:].tolist())
+    events += det.flush()
+    out, onset = [], None
+    for e in events:
+        if e.kind == "onset":
+            onset = e
+        elif onset is not None:
+            out.append(Detected(onset.index, e.index, onset.decision_index, e.decision_index))
+            onset = None
+    return out, det.af_burden
+
+
+def rhythm_episodes(path: Path, rhythms: frozenset[str], end: int) -> list[Span]:
+    """Intervals annotated with one of ``rhythms`` (aux notes like '(AFIB')."""
+    import wfdb
+    ann = wfdb.rdann(str(path), "atr")
+    marks = [(int(s), a.strip("\x00 ")) for s, a in zip(ann.sample, ann.aux_note)
+             if a.startswith("(")]
+    out: list[Span] = []
+    for k, (s, note) in enumerate(marks):
+        e = marks[k + 1][0] if k + 1 < len(marks) else end
+        if note in rhythms and min(e, end) > s:
+            if out and out[-1][1] == s:          # AFIB then AFL with AFL counted: one episode
+                out[-1] = (out[-1][0], min(e, end))
+            else:
+                out.append((s, min(e, end)))
+    return out
+
+
+def _overlap(a: Span, b: Span) -> int:
+    return max(0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+@dataclass
+class RecordScore:
+    record: str
+    hours: float
+    ref_episodes: int = 0
+    ref_detected: int = 0
+    ref_long: int = 0               # reference episodes >= min duration
+    ref_long_detected: int = 0
+    det_episodes: int = 0
+    det_true: int = 0
+    ref_s: float = 0.0
+    det_s: float = 0.0
+    overlap_s: float = 0.0
+    burden: float = 0.0
+    onset_delay_s: list[float] = field(default_factory=list)
+    onset_error_s: list[float] = field(default_factory=list)
+    offset_delay_s: list[float] = field(default_factory=list)
+    offset_error_s: list[float] = field(default_factory=list)
+
+    def rates(self) -> dict[str, float]:
+        return {"episode_se": _ratio(self.ref_detected, self.ref_episodes),
+                "episode_se_long": _ratio(self.ref_long_detected, self.ref_long),
+                "episode_ppv": _ratio(self.det_true, self.det_episodes),
+                "duration_se": _ratio(self.overlap_s, self.ref_s),
+                "duration_ppv": _ratio(self.overlap_s, self.det_s)}
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+def score_record(name: str, ref: list[Span], det: list[Detected], span: Span, fs: float,
+                 min_duration_s: float) -> RecordScore:
+    s = RecordScore(name, (span[1] - span[0]) / fs / 3600)
+    dspans = [(d.start, d.end) for d in det]
+    s.ref_episodes, s.det_episodes = len(ref), len(det)
+    s.ref_s = sum(e - b for b, e in ref) / fs
+    s.det_s = sum(e - b for b, e in dspans) / fs
+    s.overlap_s = sum(_overlap(r, d) for r in ref for d in dspans) / fs
+    s.det_true = sum(any(_overlap(r, d) for r in ref) for d in dspans)
+    for r in ref:
+        hits = [d for d in det if _overlap(r, (d.start, d.end))]
+        long = r[1] - r[0] >= min_duration_s * fs
+        s.ref_long += long
+        if not hits:
+            continue
+        s.ref_detected += 1
+        s.ref_long_detected += long
+        first, last = hits[0], hits[-1]
+        s.onset_delay_s.append((first.decided - r[0]) / fs)
+        s.onset_error_s.append((first.start - r[0]) / fs)
+        s.offset_delay_s.append((last.end_decided - r[1]) / fs)
+        s.offset_error_s.append((last.end - r[1]) / fs)
+    return s
+
+
+def summarise(scores: list[RecordScore]) -> dict:
+    """Gross (pooled) and record-averaged statistics, latencies in seconds."""
+    tot = RecordScore("gross", sum(s.hours for s in scores))
+    for s in scores:
+        for k in ("ref_episodes", "ref_detected", "ref_long", "ref_long_detected",
+                  "det_episodes", "det_true", "ref_s", "det_s", "overlap_s"):
+            setattr(tot, k, getattr(tot, k) + getattr(s, k))
+        for k in ("onset_delay_s", "onset_error_s", "offset_delay_s", "offset_error_s"):
+            getattr(tot, k).extend(getattr(s, k))
+    per = [s.rates() for s in scores]
+    averaged = {k: float(np.nanmean([p[k] for p in per])) if any(
+        not math.isnan(p[k]) for p in per) else math.nan for k in tot.rates()}
+    lat = {k: {"median": _pct(getattr(tot, k), 50), "p90": _pct(getattr(tot, k), 90),
+               "n": len(getattr(tot, k))}
+           for k in ("onset_delay_s", "onset_error_s", "offset_delay_s", "offset_error_s")}
+    counts = {k: getattr(tot, k) for k in ("ref_episodes", "ref_detected", "ref_long",
+                                            "ref_long_detected", "det_episodes", "det_true")}
+    return {"records": len(scores), "hours": tot.hours, "gross": tot.rates(),
+            "averaged": averaged, "latency": lat, "counts": counts,
+            "ref_af_hours": tot.ref_s / 3600, "det_af_hours": tot.det_s / 3600}
+
+
+def _pct(x: list[float], q: float) -> float:
+    return float(np.percentile(x, q)) if x else math.nan
+
+
+def afdb_scores(folder: Path, records: tuple[str, ...], config: AfConfig,
+                rhythms: frozenset[str] = frozenset({"(AFIB"})) -> list[RecordScore]:
+    import wfdb
+    out = []
+    for rec in records:
+        path = folder / rec
+        beats = np.asarray(wfdb.rdann(str(path), "qrs").sample, dtype=np.int64)
+        beats = np.unique(beats)
+        fs = 250.0
+        span = (int(beats[0]), int(beats[-1]))
+        ref = [(max(b, span[0]), e) for b, e in rhythm_episodes(path, rhythms, span[1])
+               if e > span[0]]
+        det, burden = run_detector(beats, fs, config)
+        s = score_record(rec, ref, det, span, fs, config.min_duration_s)
+        s.burden = burden
+        out.append(s)
+    return out
+
+
+def nsrdb_scores(folder: Path, config: AfConfig) -> list[dict]:
+    """False AF episodes and time on normal sinus rhythm, per record."""
+    import wfdb
+
+    from .matching import BEAT_SYMBOLS
+    out = []
+    for rec in sorted(p.stem for p in folder.glob("*.atr")):
+        ann = wfdb.rdann(str(folder / rec), "atr")
+        fs = float(ann.fs or 128.0)
+        sym = np.asarray(ann.symbol)
+        beats = np.unique(np.asarray(ann.sample, dtype=np.int64)[np.isin(sym,
+                                                                        sorted(BEAT_SYMBOLS))])
+        det, _ = run_detector(beats, fs, config)
+        hours = (beats[-1] - beats[0]) / fs / 3600
+        af_s = sum(d.end - d.start for d in det) / fs
+        out.append({"record": rec, "hours": hours, "false_episodes": len(det),
+                    "false_af_s": af_s})
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class AfResult:
+    config: AfConfig
+    tuning: list[RecordScore]
+    held_out: list[RecordScore]
+    tuning_afl: list[RecordScore]
+    held_out_afl: list[RecordScore]
+    nsrdb: list[dict]
+
+    def to_dict(self) -> dict:
+        hours = sum(r["hours"] for r in self.nsrdb)
+        return {
+            "config": asdict(self.config), "chunk_s": CHUNK_S,
+            "split": {"tuning": list(TUNING), "held_out": list(HELD_OUT)},
+            "afdb": {"reference": "(AFIB",
+                     "tuning": summarise(self.tuning), "held_out": summarise(self.held_out),
+                     "all": summarise(self.tuning + self.held_out),
+                     "records": [_record_dict(s) for s in self.tuning + self.held_out]},
+            "afdb_afl_as_af": {"reference": "(AFIB or (AFL",
+                               "tuning": summarise(self.tuning_afl),
+                               "held_out": summarise(self.held_out_afl)},
+            "nsrdb": {"records": self.nsrdb, "hours": hours,
+                      "false_episodes_per_hour": _ratio(
+                          sum(r["false_episodes"] for r in self.nsrdb), hours),
+                      "false_af_fraction": _ratio(
+                          sum(r["false_af_s"] for r in self.nsrdb), hours * 3600)},
+        }
+
+
+def _record_dict(s: RecordScore) -> dict:
+    d = {k: getattr(s, k) for k in ("record", "hours", "ref_episodes", "ref_detected",
+                                    "ref_long", "ref_long_detected", "det_episodes",
+                                    "det_true", "ref_s", "det_s", "overlap_s", "burden")}
+    d["set"] = "tuning" if s.record in TUNING else "held_out"
+    return d | s.rates()
+
+
+def evaluate(data: Path | None = None, config: AfConfig | None = None) -> AfResult:
+    data = Path(data) if data is not None else data_dir()
+    config = config or AfConfig()
+    afdb, nsrdb = data / "afdb", data / "nsrdb"
+    for folder in (afdb, nsrdb):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"PhysioNet folder {folder} is missing; pass --data "
+                                    "or set ECGWATCH_DATA.")
+    both = frozenset({"(AFIB", "(AFL"})
+    return AfResult(config, afdb_scores(afdb, TUNING, config), afdb_scores(afdb, HELD_OUT, config),
+                    afdb_scores(afdb, TUNING, config, both),
+                    afdb_scores(afdb, HELD_OUT, config, both), nsrdb_scores(nsrdb, config))
+
+
+def _p(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f}"
+
+
+def _s(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:.0f}"
+
+
+def render_markdown(result: AfResult) -> str:
+    d = result.to_dict()
+    c = result.config
+    lines = [
+        "# AF detection on RR intervals (AFDB, NSRDB)", "",
+        f"Detector `detect.af.AfDetector`: window {c.window_beats} beats, thresholds "
+        f"{c.onset_threshold:g} / {c.offset_threshold:g}, minimum episode {c.min_duration_s:g} s, "
+        f"merge gap {c.merge_gap_s:g} s; beats fed in {CHUNK_S:g} s chunks. Reference AF: "
+        "`(AFIB`; statistics as EC57 / epicmp (gross = pooled, avg = mean over records).", "",
+        f"Tuning records: {', '.join(TUNING)}. Held out: {', '.join(HELD_OUT)}.", "",
+        "| set | reference | episode Se % (all) | episode Se % (>= "
+        f"{c.min_duration_s:g} s) | episode +P % | duration Se % | duration +P % |",
+        "|---|---|---:|---:|---:|---:|---:|"]
+    for ref_name, key in (("AFIB", "afdb"), ("AFIB+AFL", "afdb_afl_as_af")):
+        for part in ("tuning", "held_out"):
+            sm = d[key][part]
+            for kind in ("gross", "averaged") if key == "afdb" else ("gross",):
+                g = sm[kind]
+                lines.append(f"| {part} ({kind}) | {ref_name} | {_p(g['episode_se'])} | "
+                             f"{_p(g['episode_se_long'])} | {_p(g['episode_ppv'])} | "
+                             f"{_p(g['duration_se'])} | {_p(g['duration_ppv'])} |")
+    lines += ["", "Latency in seconds (reference AFIB, first / last detected episode "
+              "overlapping each reference episode):", "",
+              "| set | onset decision median / p90 | onset estimate error median / p90 | "
+              "offset decision median / p90 | offset estimate error median / p90 |",
+              "|---|---:|---:|---:|---:|"]
+    for part in ("tuning", "held_out"):
+        lat = d["afdb"][part]["latency"]
+        cells = [f"{_s(lat[k]['median'])} / {_s(lat[k]['p90'])}" for k in
+                 ("onset_delay_s", "onset_error_s", "offset_delay_s", "offset_error_s")]
+        lines.append(f"| {part} | " + " | ".join(cells) + " |")
+    ns = d["nsrdb"]
+    lines += ["", f"NSRDB ({len(ns['records'])} records, {ns['hours']:.0f} h, never tuned on): "
+              f"{ns['false_episodes_per_hour']:.3f} false AF episodes per hour, "
+              f"{100 * ns['false_af_fraction']:.2f} % of the time in false AF.", "",
+              "Per AFDB record (AFIB reference):", "",
+              "| record | set | ref episodes (>= min) | detected | det episodes | true | "
+              "ref AF min | det AF min | dur Se % | dur +P % | burden % |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in d["afdb"]["records"]:
+        lines.append(f"| {r['record']} | {r['set']} | {r['ref_episodes']} ({r['ref_long']}) | "
+                     f"{r['ref_detected']} ({r['ref_long_detected']}) | {r['det_episodes']} | "
+                     f"{r['det_true']} | {r['ref_s'] / 60:.0f} | {r['det_s'] / 60:.0f} | "
+                     f"{_p(r['duration_se'])} | {_p(r['duration_ppv'])} | "
+                     f"{_p(r['burden'])} |")
+    lines += ["", "Per NSRDB record:", "", "| record | hours | false episodes | false AF s |",
+              "|---|---:|---:|---:|"]
+    for r in ns["records"]:
+        lines.append(f"| {r['record']} | {r['hours']:.1f} | {r['false_episodes']} | "
+                     f"{r['false_af_s']:.0f} |")
+    lines += ["", "Data: PhysioNet (Goldberger et al., Circulation 101(23):e215-e220, 2000); "
+              "AFDB (Moody & Mark, Computers in Cardiology 10:227-230, 1983); NSRDB.", ""]
+    return "\n".join(lines)
+
+
+def _json_safe(x):
+    """NaN (a statistic with nothing to count) becomes null: strict JSON."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(x) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ecgwatch.evaluation.af",
+                                 description="Score the RR-interval AF detector on AFDB and NSRDB.")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="PhysioNet data folder (default $ECGWATCH_DATA or ../shared/data)")
+    ap.add_argument("--out", type=Path, default=Path("out/af"), help="report folder")
+    args = ap.parse_args(argv)
+    try:
+        result = evaluate(args.data)
+    except FileNotFoundError as e:
+        print(e, file=sys.stderr)
+        return 2
+    md = render_markdown(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.md").write_text(md)
+    (args.out / "report.json").write_text(json.dumps(_json_safe(result.to_dict()), indent=2,
+                                                     allow_nan=False) + "\n")
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
