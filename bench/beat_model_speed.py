@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from detect.beat_features import CHANNELS, RR_FEATURES, WINDOW
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,9 +37,9 @@ def main(argv: list[str] | None = None) -> dict:
     so.inter_op_num_threads = 1
     session = ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    feeds = {"window": rng.standard_normal((args.batch, 1, 160)).astype(np.float32),
+    feeds = {"window": rng.standard_normal((args.batch, CHANNELS, WINDOW)).astype(np.float32),
              # RR features are positive (seconds, ratios): around 0.8 s and 1.0.
-             "rr": rng.uniform(0.4, 1.6, (args.batch, 8)).astype(np.float32)}
+             "rr": rng.uniform(0.4, 1.6, (args.batch, len(RR_FEATURES))).astype(np.float32)}
     for _ in range(args.warmup):
         session.run(None, feeds)
     times = []

@@ -8,11 +8,25 @@ training and in the service, so there is one definition of its input:
   window's median (baseline) and divided by the running median R amplitude of
   the previous ``AMP_BEATS`` beats (causal amplitude normalisation: a
   premature beat's own size is preserved relative to its neighbours).
+* **template**: the element-wise median of the previous ``TEMPLATE_BEATS``
+  beats' windows, i.e. this patient's usual beat right now. Inter-patient
+  beat classification fails mostly because morphology differs between
+  patients; comparing a beat with the same patient's recent beats is what
+  generalises (a supraventricular beat looks like the template but comes
+  early, a ventricular one does not look like it). The median keeps the
+  template on the dominant morphology while ectopic beats are fewer than half.
+  Adaptive templates of this kind go back to the patient-adaptive
+  classifiers of Hu, Palreddy & Tompkins (IEEE TBME 44(9), 1997) and
+  Llamedo & Martinez (IEEE TBME 59(8), 2012).
 * **rr**: RR context in the spirit of de Chazal et al. (IEEE TBME 51(7),
   2004): pre-RR, post-RR (which costs one beat of delay), the local mean RR
   of the last ``LOCAL_BEATS`` intervals and a long-term mean RR (exponential,
   about ``LONG_BEATS`` beats), in seconds, plus their ratios, which make the
-  features comparable across patients whose normal rates differ.
+  features comparable across patients whose normal rates differ; and the
+  irregularity of the preceding rhythm (median absolute successive difference
+  of the last ``LOCAL_BEATS`` intervals over their mean): a short RR is
+  telling in a regular rhythm and means little in atrial fibrillation, whose
+  beats are normal (N) although their RR intervals are all over the place.
 
 A beat is emitted once its window is complete and the next beat is known
 (or ``MAX_POST_S`` passed without one: post-RR then counts as that long).
@@ -20,6 +34,7 @@ A beat is emitted once its window is complete and the next beat is known
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -32,14 +47,27 @@ FS = 250                     # internal rate the model is trained at
 WINDOW_BEFORE = 64           # 0.256 s before R
 WINDOW_AFTER = 96            # 0.384 s after R
 WINDOW = WINDOW_BEFORE + WINDOW_AFTER
+CHANNELS = 2                 # model input channels: the beat and its template
+TEMPLATE_BEATS = 16
 LOCAL_BEATS = 10
 LONG_BEATS = 300
 AMP_BEATS = 16
 MAX_POST_S = 2.0
 HISTORY = 5 * FS             # samples kept for beats the detector reports late
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr",
-               "pre_local", "post_local", "pre_long", "local_long")
+               "pre_local", "post_local", "pre_long", "local_long", "irregularity")
 _DEFAULT_RR = 0.8            # s, until the stream has told us better
+_DEFAULT_IRREGULARITY = 0.05  # until there are three intervals to compare
+_MIN_IRREGULARITY = 0.01     # the model takes logarithms: keep away from 0
+
+
+def _median(x: FloatArray) -> float:
+    """np.median's value by partial sorting: this runs once per beat."""
+    n = x.size
+    if n % 2:
+        return float(np.partition(x, n // 2)[n // 2])
+    part = np.partition(x, (n // 2 - 1, n // 2))
+    return 0.5 * float(part[n // 2 - 1] + part[n // 2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +76,25 @@ class BeatInput:
 
     index: int
     window: npt.NDArray[np.float32]      # (WINDOW,)
+    template: npt.NDArray[np.float32]    # (WINDOW,)
     rr: npt.NDArray[np.float32]          # (len(RR_FEATURES),)
 
     def __post_init__(self) -> None:
-        if self.window.shape != (WINDOW,) or self.rr.shape != (len(RR_FEATURES),):
+        if (self.window.shape != (WINDOW,) or self.template.shape != (WINDOW,)
+                or self.rr.shape != (len(RR_FEATURES),)):
             raise ValueError(f"Beat input at {self.index} has shapes {self.window.shape}, "
-                             f"{self.rr.shape}; expected ({WINDOW},), ({len(RR_FEATURES)},).")
+                             f"{self.template.shape}, {self.rr.shape}; expected ({WINDOW},), "
+                             f"({WINDOW},), ({len(RR_FEATURES)},).")
+
+
+def stack_inputs(inputs: list[BeatInput] | tuple[BeatInput, ...]
+                 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The model's two inputs for a batch: ``window`` (n, CHANNELS, WINDOW), ``rr`` (n, 9)."""
+    if not inputs:
+        return (np.zeros((0, CHANNELS, WINDOW), np.float32),
+                np.zeros((0, len(RR_FEATURES)), np.float32))
+    windows = np.stack([np.stack([i.window, i.template]) for i in inputs])
+    return windows, np.stack([i.rr for i in inputs])
 
 
 class BeatFeaturizer:
@@ -76,6 +117,9 @@ class BeatFeaturizer:
         self._long: float | None = None
         self._n_rr = 0
         self._amps: deque[float] = deque(maxlen=AMP_BEATS)
+        # Ring buffer of the last TEMPLATE_BEATS windows (rows), for the template.
+        self._recent = np.zeros((TEMPLATE_BEATS, WINDOW), np.float32)
+        self._n_recent = 0
         self._max_post = int(MAX_POST_S * FS)
 
     def push(self, clean: FloatArray, beats: list[int] | tuple[int, ...] = ()) -> list[BeatInput]:
@@ -112,11 +156,14 @@ class BeatFeaturizer:
             # pad with the nearest sample rather than fail.
             fill = seg[0] if seg.size else (self._buf[0] if self._buf.size else 0.0)
             seg = np.concatenate([np.full(WINDOW - seg.size, fill), seg])
-        seg = seg - np.median(seg)
+        seg = seg - _median(seg)
         amp = float(np.abs(seg[WINDOW_BEFORE - 5: WINDOW_BEFORE + 6]).max())
-        scale = float(np.median(self._amps)) if self._amps else max(amp, 1e-3)
+        scale = statistics.median(self._amps) if self._amps else max(amp, 1e-3)
         self._amps.append(amp)
         window = (seg / max(scale, 1e-3)).astype(np.float32)
+        template = self._template(window)
+        self._recent[self._n_recent % TEMPLATE_BEATS] = window
+        self._n_recent += 1
 
         pre = (r - self._prev) / FS if self._prev is not None else None
         post = (min(nxt - r, self._max_post) if nxt is not None
@@ -124,8 +171,9 @@ class BeatFeaturizer:
         local = float(np.mean(self._rrs)) if self._rrs else (pre or _DEFAULT_RR)
         long = self._long if self._long is not None else local
         pre_v = pre if pre is not None else local
+        irregularity = self._irregularity(local)
         rr = np.array([pre_v, post, local, long, pre_v / local, post / local,
-                       pre_v / long, local / long], dtype=np.float32)
+                       pre_v / long, local / long, irregularity], dtype=np.float32)
         if pre is not None:
             self._rrs.append(pre)
             # Running mean over the first LONG_BEATS intervals, then exponential.
@@ -133,7 +181,31 @@ class BeatFeaturizer:
             gain = 1.0 / min(self._n_rr, LONG_BEATS)
             self._long = pre if self._long is None else self._long + (pre - self._long) * gain
         self._prev = r
-        return BeatInput(r, window, rr)
+        return BeatInput(r, window, template, rr)
+
+    def _template(self, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Element-wise median of the previous beats' windows (the beat itself at first)."""
+        n = min(self._n_recent, TEMPLATE_BEATS)
+        if n == 0:
+            return window
+        if n < TEMPLATE_BEATS:
+            return np.median(self._recent[:n], axis=0).astype(np.float32)
+        # Full buffer: the two middle order statistics, as np.median takes them,
+        # by partial sorting (a full median per beat would dominate the cost).
+        mid = TEMPLATE_BEATS // 2
+        part = np.partition(self._recent, (mid - 1, mid), axis=0)
+        return ((part[mid - 1] + part[mid]) * np.float32(0.5)).astype(np.float32)
+
+    def _irregularity(self, local: float) -> float:
+        """Median absolute successive difference of the recent RR intervals over their mean."""
+        rrs = list(self._rrs)
+        if len(rrs) < 3:
+            return _DEFAULT_IRREGULARITY
+        # Plain Python: for nine numbers numpy's call overhead costs more than the work.
+        steps = sorted(abs(b - a) for a, b in zip(rrs, rrs[1:]))
+        m = len(steps) // 2
+        med = steps[m] if len(steps) % 2 else 0.5 * (steps[m - 1] + steps[m])
+        return max(med / local, _MIN_IRREGULARITY)
 
     def _trim(self) -> None:
         # Keep what the oldest pending beat may still need, and enough history

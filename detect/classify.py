@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .beat_features import FS, RR_FEATURES, WINDOW, BeatInput
+from .beat_features import CHANNELS, FS, RR_FEATURES, WINDOW, BeatInput, stack_inputs
 from .errors import ModelError
 
 CLASSES = ("N", "S", "V", "F", "Q")
@@ -37,7 +37,7 @@ class Prediction:
 
 
 class BeatClassifier:
-    """``predict(windows (n,160), rr (n,8)) -> Prediction``; batch any size."""
+    """``predict(windows (n, 2, 160), rr (n, 9)) -> Prediction``; batch any size."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         import onnxruntime as ort
@@ -68,7 +68,7 @@ class BeatClassifier:
             raise ModelError(f"Beat model {p} was trained at {self.metadata['input_rate_hz']} Hz; "
                              f"the beat features are computed at {FS} Hz.")
         ins = {i.name: i.shape for i in self._session.get_inputs()}
-        want = {"window": [1, WINDOW], "rr": [len(RR_FEATURES)]}
+        want = {"window": [CHANNELS, WINDOW], "rr": [len(RR_FEATURES)]}
         for name, tail in want.items():
             shape = ins.get(name)
             if shape is None or list(shape[1:]) != tail:
@@ -81,7 +81,7 @@ class BeatClassifier:
         self._out = outs[0].name
 
     def predict(self, windows: npt.ArrayLike, rr: npt.ArrayLike) -> Prediction:
-        w = np.ascontiguousarray(windows, dtype=np.float32).reshape(-1, 1, WINDOW)
+        w = np.ascontiguousarray(windows, dtype=np.float32).reshape(-1, CHANNELS, WINDOW)
         r = np.ascontiguousarray(rr, dtype=np.float32).reshape(-1, len(RR_FEATURES))
         if w.shape[0] != r.shape[0]:
             raise ValueError(f"{w.shape[0]} beat windows but {r.shape[0]} RR rows.")
@@ -98,8 +98,7 @@ class BeatClassifier:
                ) -> list[tuple[int, str]]:
         """Label ``inputs`` at once: (beat index, label) pairs (the pipeline's
         interface; see BeatBatcher for the batched one)."""
-        labels = self.predict(np.stack([i.window for i in inputs]),
-                              np.stack([i.rr for i in inputs])).labels
+        labels = self.predict(*stack_inputs(inputs)).labels
         return [(i.index, lab) for i, lab in zip(inputs, labels)]
 
 
@@ -153,5 +152,4 @@ class BeatBatcher:
             return ()
         self.calls += 1
         self.beats += len(inputs)
-        return self.classifier.predict(np.stack([i.window for i in inputs]),
-                                       np.stack([i.rr for i in inputs])).labels
+        return self.classifier.predict(*stack_inputs(inputs)).labels

@@ -136,7 +136,7 @@ def reference_beats(x: np.ndarray, fs: float, ann_samples: np.ndarray, ann_symbo
     As the pipeline does at the end of a segment, the last beats' windows
     are completed with silence, so every reference beat gets a label.
     """
-    from detect.beat_features import FS, WINDOW_AFTER, BeatFeaturizer
+    from detect.beat_features import FS, WINDOW_AFTER, BeatFeaturizer, stack_inputs
     from detect.config import DetectorConfig
     from detect.filters import CleaningFilter
     from detect.resample import Resampler
@@ -160,8 +160,7 @@ def reference_beats(x: np.ndarray, fs: float, ann_samples: np.ndarray, ann_symbo
     inputs = feat.push(clean, grid.tolist()) + feat.push(np.zeros(tail)) + feat.flush()
     if not inputs:
         return np.zeros(0, np.int64), []
-    pred = classifier.predict(np.stack([b.window for b in inputs]),
-                              np.stack([b.rr for b in inputs]))
+    pred = classifier.predict(*stack_inputs(inputs))
     at = {int(g): int(s) for g, s in zip(grid, samples)}
     pos = np.array([at[b.index] for b in inputs], dtype=np.int64)
     return pos, list(pred.labels)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from detect.beat_features import FS, RR_FEATURES, WINDOW, BeatFeaturizer
+from detect.beat_features import CHANNELS, FS, RR_FEATURES, WINDOW, BeatFeaturizer, stack_inputs
 from detect.config import DetectorConfig
 from detect.filters import CleaningFilter
 from detect.resample import Resampler
@@ -30,21 +30,21 @@ from ecgwatch.evaluation.records import read_signal
 
 from .aami import DS1, DS2, class_indices
 
-CACHE_VERSION = 1
+CACHE_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
 class BeatSet:
     """Model inputs and AAMI labels for a set of beats (row-aligned arrays)."""
 
-    windows: npt.NDArray[np.float32]     # (n, WINDOW)
+    windows: npt.NDArray[np.float32]     # (n, CHANNELS, WINDOW): beat, template
     rr: npt.NDArray[np.float32]          # (n, len(RR_FEATURES))
     labels: npt.NDArray[np.int64]        # (n,) index into aami.CLASSES
     records: npt.NDArray[np.str_]        # (n,) record name per beat
 
     def __post_init__(self) -> None:
         n = self.labels.shape[0]
-        if (self.windows.shape != (n, WINDOW) or self.rr.shape != (n, len(RR_FEATURES))
+        if (self.windows.shape != (n, CHANNELS, WINDOW) or self.rr.shape != (n, len(RR_FEATURES))
                 or self.records.shape != (n,)):
             raise ValueError(f"Beat set arrays disagree: windows {self.windows.shape}, "
                              f"rr {self.rr.shape}, labels {self.labels.shape}, "
@@ -93,8 +93,8 @@ def record_beats(path: Path | str) -> BeatSet:
         raise RuntimeError(f"Record {path.name}: featurizer output does not follow the beats.")
     labels = class_indices(sym[:n])
     scored = labels >= 0
-    windows = np.stack([b.window for b in inputs])[scored] if n else np.zeros((0, WINDOW))
-    rr = np.stack([b.rr for b in inputs])[scored] if n else np.zeros((0, len(RR_FEATURES)))
+    windows, rr = stack_inputs(inputs)
+    windows, rr = windows[scored], rr[scored]
     return BeatSet(windows.astype(np.float32), rr.astype(np.float32), labels[scored],
                    np.full(int(scored.sum()), path.name))
 

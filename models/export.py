@@ -14,8 +14,10 @@ import torch
 
 from detect.beat_features import (
     AMP_BEATS,
+    CHANNELS,
     FS,
     RR_FEATURES,
+    TEMPLATE_BEATS,
     WINDOW,
     WINDOW_AFTER,
     WINDOW_BEFORE,
@@ -24,7 +26,7 @@ from detect.beat_features import (
 from .aami import CLASSES
 from .net import BeatNet
 
-MODEL_VERSION = "beat-cnn-1"
+MODEL_VERSION = "beat-cnn-3"
 OPSET = 17
 
 
@@ -39,17 +41,18 @@ def metadata(commit: str) -> dict[str, str]:
         "training_commit": commit,
         "normalisation": (
             "window: 0.5-40 Hz cleaned signal at 250 Hz minus the window median, divided by the "
-            f"running median R amplitude of the previous {AMP_BEATS} beats "
-            "(detect.beat_features.BeatFeaturizer); rr: seconds and ratios as emitted by the "
-            "featurizer, the logarithm is taken inside the graph; decision biases are folded "
-            "into the logits, argmax is the decision"),
+            f"running median R amplitude of the previous {AMP_BEATS} beats; channel 1 is the "
+            f"element-wise median of the previous {TEMPLATE_BEATS} beat windows "
+            "(detect.beat_features.BeatFeaturizer, stack_inputs); rr: seconds and ratios as "
+            "emitted by the featurizer, the logarithm is taken inside the graph; decision "
+            "biases are folded into the logits, argmax is the decision"),
         "license": "weights: project licence; training data MIT-BIH (PhysioNet, ODC-By 1.0)",
     }
 
 
 def export_onnx(net: BeatNet, path: Path | str, commit: str) -> None:
     net = net.eval()
-    example = (torch.zeros(2, 1, WINDOW), torch.full((2, len(RR_FEATURES)), 0.8))
+    example = (torch.zeros(2, CHANNELS, WINDOW), torch.full((2, len(RR_FEATURES)), 0.8))
     torch.onnx.export(
         net, example, str(path), input_names=["window", "rr"], output_names=["logits"],
         dynamic_axes={"window": {0: "batch"}, "rr": {0: "batch"}, "logits": {0: "batch"}},

@@ -1,8 +1,8 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from detect.beat_features import (RR_FEATURES, WINDOW, WINDOW_AFTER, WINDOW_BEFORE,
-                                  BeatFeaturizer)
+from detect.beat_features import (CHANNELS, RR_FEATURES, TEMPLATE_BEATS, WINDOW,
+                                  WINDOW_AFTER, WINDOW_BEFORE, BeatFeaturizer, stack_inputs)
 from ecg_fixtures import beat_train
 
 FS = 250
@@ -24,7 +24,12 @@ def test_every_beat_once_with_the_documented_shapes_and_rr():
     x, beats = _record()
     out = _whole(x, beats)
     assert [b.index for b in out] == [b for b in beats if b + WINDOW_AFTER <= x.size]
-    assert all(b.window.shape == (WINDOW,) and b.rr.shape == (len(RR_FEATURES),) for b in out)
+    assert all(b.window.shape == (WINDOW,) and b.template.shape == (WINDOW,)
+               and b.rr.shape == (len(RR_FEATURES),) for b in out)
+    windows, rr = stack_inputs(out)
+    assert windows.shape == (len(out), CHANNELS, WINDOW)
+    assert rr.shape == (len(out), len(RR_FEATURES))
+    assert windows.dtype == np.float32 and rr.dtype == np.float32
     k = 5
     assert out[k].rr[0] == np.float32((beats[k] - beats[k - 1]) / FS)         # pre-RR
     assert out[k].rr[1] == np.float32((beats[k + 1] - beats[k]) / FS)         # post-RR
@@ -43,6 +48,32 @@ def test_a_premature_tall_beat_keeps_its_relative_size():
     assert out[beats[k]].window.max() > 2.5 * out[beats[k - 1]].window.max()
 
 
+def test_template_is_the_median_of_the_previous_beats():
+    x, beats = _record(3)
+    out = _whole(x, beats)
+    # The first beat has no history: it is its own template.
+    assert np.array_equal(out[0].template, out[0].window)
+    k = TEMPLATE_BEATS + 4
+    previous = np.stack([o.window for o in out[k - TEMPLATE_BEATS:k]])
+    np.testing.assert_allclose(out[k].template, np.median(previous, axis=0), atol=1e-6)
+
+
+def test_a_wide_beat_stands_out_from_its_template_and_a_normal_one_does_not():
+    x, beats = _record(4)
+    k = 25
+    x = x.copy()
+    # Replace beat k's QRS with a wide, inverted deflection (ventricular-like).
+    t = np.arange(-30, 31)
+    x[beats[k] - 30: beats[k] + 31] = -1.2 * np.exp(-0.5 * (t / 12.0) ** 2)
+    out = {f.index: f for f in _whole(x, beats)}
+    qrs = slice(WINDOW_BEFORE - 25, WINDOW_BEFORE + 40)
+
+    def distance(b):
+        return float(np.sqrt(np.mean((b.window[qrs] - b.template[qrs]) ** 2)))
+
+    assert distance(out[beats[k]]) > 5 * distance(out[beats[k - 1]])
+
+
 @settings(max_examples=20, deadline=None)
 @given(size=st.integers(1, 3000))
 def test_any_chunking_gives_the_same_inputs(size):
@@ -55,3 +86,4 @@ def test_any_chunking_gives_the_same_inputs(size):
     assert [o.index for o in out] == [w.index for w in whole]
     for o, w in zip(out, whole):
         assert np.array_equal(o.window, w.window) and np.array_equal(o.rr, w.rr)
+        assert np.array_equal(o.template, w.template)

@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from detect.beat_features import RR_FEATURES, WINDOW
+from detect.beat_features import CHANNELS, RR_FEATURES, WINDOW
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 ONNX = MODELS / "beat_classifier.onnx"
@@ -32,7 +32,9 @@ def fixed_inputs(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
     width = rng.uniform(2.0, 8.0, (n, 1))
     window = amp * np.exp(-0.5 * (t / width) ** 2) + 0.05 * rng.standard_normal((n, WINDOW))
     rr = rng.uniform(0.4, 1.6, (n, len(RR_FEATURES)))
-    return window[:, None, :].astype(np.float32), rr.astype(np.float32)
+    # Channel 1, the template: a typical beat, which some rows match and some do not.
+    template = np.exp(-0.5 * (t / 4.0) ** 2) * np.ones((n, 1))
+    return np.stack([window, template], axis=1).astype(np.float32), rr.astype(np.float32)
 
 
 def test_files_are_small() -> None:
@@ -54,7 +56,7 @@ def test_metadata_as_documented(session: ort.InferenceSession) -> None:
 def test_io_names_and_shapes(session: ort.InferenceSession) -> None:
     ins = {i.name: i for i in session.get_inputs()}
     assert set(ins) == {"window", "rr"}
-    assert ins["window"].shape[1:] == [1, WINDOW] and ins["window"].type == "tensor(float)"
+    assert ins["window"].shape[1:] == [CHANNELS, WINDOW] and ins["window"].type == "tensor(float)"
     assert ins["rr"].shape[1:] == [len(RR_FEATURES)] and ins["rr"].type == "tensor(float)"
     # The batch axis is symbolic, not a fixed size.
     assert isinstance(ins["window"].shape[0], str) and isinstance(ins["rr"].shape[0], str)
@@ -88,7 +90,8 @@ def test_onnx_matches_pytorch(session: ort.InferenceSession) -> None:
     state = torch.load(MODELS / "beat_classifier.pt", map_location="cpu", weights_only=True)
     width = state["conv.0.weight"].shape[0]
     hidden = state["wave.1.weight"].shape[0]
-    net = BeatNet(width, hidden).eval()
+    template = state["conv.0.weight"].shape[1] == 3     # beat, template, difference
+    net = BeatNet(width, hidden, template).eval()
     net.load_state_dict(state)
     window, rr = fixed_inputs()
     with torch.no_grad():
