@@ -11,64 +11,70 @@ beat, while sinus rhythm changes RR slowly (sinus arrhythmia is a smooth
 modulation) and ectopic beats disturb it only locally. The detector follows
 the structure of Petrenas, Marozas & Sornmo, "Low-complexity detection of
 atrial fibrillation in continuous long-term monitoring", Comput Biol Med
-65:184-191, 2015 (ectopic-beat handling, bigeminy suppression, a
-median-filtered irregularity, a decision with hysteresis), with a longer,
-quantile-based window in place of their 8-beat one because episodes here must
-last at least ``min_duration_s`` anyway:
+65:184-191, 2015: ectopic-beat handling, bigeminy suppression, an 8-beat
+median of the RR irregularity, exponential smoothing and a thresholded
+decision. Per RR interval r(n):
 
-1. **Per-interval irregularity.** For RR interval r(n) the successive
-   difference is taken against the *closest* of the previous ``lags``
-   intervals, relative to their mean::
+1. **Relative successive differences at lags 1..L**::
 
-       d(n) = min_{k=1..lags} |r(n) - r(n-k)| / ((r(n) + r(n-k)) / 2)
+       d_k(n) = |r(n) - r(n-k)| / ((r(n) + r(n-k)) / 2),   k = 1..lags
 
    Tateno & Glass ("Automatic detection of atrial fibrillation using the
    coefficient of variation and density histograms of RR and dRR intervals",
    Med Biol Eng Comput 39:664-671, 2001) showed that the dRR distribution is
    what separates AF from other rhythms; normalising by the local RR (as
-   nRMSSD does) makes the measure rate independent. Taking the minimum over
-   lags 1..3 is the bigeminy suppression: in bigeminy (short-long-short-long)
-   r(n) equals r(n-2), in trigeminy r(n-3), and a PAC with a fixed coupling
-   interval repeats an earlier short interval, so d(n) is small, while in AF
-   no earlier interval predicts the next one (Petrenas 2015 suppress
-   bigeminy by comparing with the interval before last; this extends it).
+   nRMSSD does) makes the measure rate independent.
 2. **Ectopic beats.** With beat labels, the two intervals around a V beat
    are left out (the prematurity and the compensatory pause are not atrial
-   irregularity); without labels, isolated ectopics are handled by step 3.
-   Intervals outside ``min_rr_s..max_rr_s`` are missed or extra detections,
-   not rhythm, and are left out too.
-3. **Lower quantile over a window** of the last ``window_beats`` values of
-   d (the 25th percentile by default). Like the median filtering of Petrenas
-   2015 it ignores outliers, here up to three quarters of the window, so
-   even frequent ectopic beats (each disturbing two or three d values) do not
-   move it, unlike RMSSD or the coefficient of variation. In AF almost every
-   d is large, so a low quantile still separates it.
-4. **Turning points.** In random RR about 2/3 of the intervals are a local
-   maximum or minimum; smooth rate changes (sinus arrhythmia) have far
-   fewer. AF also needs ``min_turning_ratio`` of turning points in the window
-   (the turning point ratio of Dash et al., "Automatic real time detection of
-   atrial fibrillation", Ann Biomed Eng 37:1701-1709, 2009).
-5. **Decision with hysteresis** (enter above ``onset_threshold``, leave below
-   ``offset_threshold``), then episodes: an episode is reported once it has
-   lasted ``min_duration_s`` (default 30 s, the conventional minimum for a
-   clinical AF episode: ESC 2020 AF guideline), and ends once the rhythm has
-   been regular for ``merge_gap_s`` (shorter breaks join two episodes).
+   irregularity). Without labels, an isolated ectopic beat disturbs two or
+   three d values, which the 8-beat median of step 3 ignores (it ignores up
+   to three outliers in eight). Intervals outside ``min_rr_s..max_rr_s`` are
+   missed or extra detections, not rhythm, and are left out too.
+3. **Irregularity with bigeminy suppression**: the median of each d_k over
+   the last ``median_beats`` (8) intervals, and of those the *smallest*::
 
-A windowed statistic crosses its threshold some beats after the rhythm
-changed, so at a decision the change is located inside the window by a
-CUSUM over "d above the offset threshold": onsets and offsets are placed
-there, and each event also carries the index at which it was decided, so
-that the decision latency can be measured.
+       m(n) = min_k median_{8}(d_k)
+
+   In AF no earlier interval predicts the next one, so every lag gives about
+   the same median. In bigeminy (short-long-short-long, or atrial flutter
+   alternating 2:1 / 4:1 conduction) r(n) repeats r(n-2), in trigeminy
+   r(n-3), so one lag's median is small and m(n) with it. Petrenas 2015
+   suppress bigeminy by comparing with the interval before last; taking the
+   minimum of the window *medians* (not of each d value) keeps the AF level
+   at its lag-1 value instead of the lower tail of a minimum of L draws.
+4. **Exponential smoothing** of m(n) with a time constant of
+   ``smoothing_beats`` beats (Petrenas 2015 smooth their irregularity the
+   same way, a one-pole low-pass with O(1) memory), giving the irregularity
+   I(n).
+5. **Decision, sticky in value and in time.** The rhythm turns AF when I(n)
+   rises above ``onset_threshold`` and the RR series has enough turning
+   points (``min_turning_ratio`` over the last ``locate_beats`` intervals:
+   about 2/3 in random RR, fewer in smooth rate changes; Dash et al.,
+   "Automatic real time detection of atrial fibrillation", Ann Biomed Eng
+   37:1701-1709, 2009). It stops being AF only after I(n) has stayed below
+   ``offset_threshold`` for ``hold_s`` seconds: a few regular-looking
+   beats inside a long episode do not cut it.
+6. **Episodes**, a separate layer on that state: an episode is reported once
+   it has lasted ``min_duration_s`` (default 30 s, the conventional minimum
+   for a clinical AF episode: ESC 2020 AF guideline), and an AF stretch
+   starting less than ``merge_gap_s`` after the end of the previous episode
+   continues it.
+
+A smoothed statistic crosses its threshold some beats after the rhythm
+changed, so at each state change the change is located among the last
+``locate_beats`` values of m(n) by a CUSUM over "m above the offset
+threshold": onsets and offsets are placed there, and each event also carries
+the index at which it was decided, so that the decision latency can be
+measured.
 
 Every decision is taken beat by beat from state carried across calls, so
 any chunking of a beat stream gives the same events; the work per beat is
-bounded by the window (a sorted insert and delete for the running quantile;
-a scan of the window only when the state changes).
+a few sorts of ``median_beats`` values (plus a scan of the ``locate_beats``
+buffer when the state changes).
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -79,6 +85,7 @@ from .errors import ConfigError
 
 ECTOPIC_LABELS = frozenset("V")     # intervals around these beats are left out
 KNOWN_LABELS = frozenset("NSVFQ")
+REFERENCE_RR_S = 0.75               # RR (80 bpm) at which the rate scaling is 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +96,17 @@ class AfConfig:
     (:mod:`ecgwatch.evaluation.af`).
     """
 
-    window_beats: int = 64             # d values in the running quantile
-    lags: int = 3                      # compare with the closest of this many earlier RR
-    quantile: float = 0.25             # of d over the window (0.5 would be the median)
-    onset_threshold: float = 0.027     # that quantile above this -> AF
-    offset_threshold: float = 0.0216   # ... and below this -> not AF any more
-    min_turning_ratio: float = 0.5     # share of turning points in the window needed for AF
+    lags: int = 4                      # bigeminy/trigeminy suppression: min over lags 1..lags
+    median_beats: int = 16             # running median of each d_k (Petrenas 2015: 8)
+    smoothing_beats: float = 16.0      # time constant of the exponential smoothing, beats
+    rate_exponent: float = 2.0         # I(n) scaled by (0.75 s / smoothed RR) ** this
+    onset_threshold: float = 0.12      # smoothed irregularity above this -> AF
+    offset_threshold: float = 0.084    # ... and below it for hold_s -> not AF any more
+    min_turning_ratio: float = 0.6     # share of turning points among the last locate_beats
+    hold_s: float = 30.0               # time the irregularity must stay low to leave AF
     min_duration_s: float = 30.0       # shortest episode reported
-    merge_gap_s: float = 10.0          # regular stretch shorter than this joins episodes
+    merge_gap_s: float = 10.0          # a regular stretch shorter than this joins episodes
+    locate_beats: int = 64             # buffer for onset/offset placement and turning points
     min_rr_s: float = 0.24             # RR outside this range is a detection error
     max_rr_s: float = 3.0
 
@@ -105,25 +115,32 @@ class AfConfig:
             v = getattr(self, f.name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
                 raise ConfigError(f"AF setting {f.name}={v!r} must be a number.")
-        for name in ("window_beats", "lags"):
+        for name in ("lags", "median_beats", "locate_beats"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"AF setting {name}={v!r} must be a positive whole number.")
-        if self.window_beats < 8:
-            raise ConfigError(f"AF setting window_beats={self.window_beats} is too short; "
-                              "the irregularity quantile needs at least 8 intervals.")
+        if self.median_beats < 3:
+            raise ConfigError(f"AF setting median_beats={self.median_beats} is too short; "
+                              "the irregularity median needs at least 3 intervals.")
+        if self.locate_beats < 8:
+            raise ConfigError(f"AF setting locate_beats={self.locate_beats} is too short; "
+                              "onsets are placed within at least 8 intervals.")
+        if not self.smoothing_beats >= 1:
+            raise ConfigError(f"AF setting smoothing_beats={self.smoothing_beats!r} must be "
+                              "at least 1 (1 switches the smoothing off).")
         if not 0 < self.offset_threshold <= self.onset_threshold:
             raise ConfigError(f"AF offset_threshold={self.offset_threshold!r} must be positive "
                               f"and at most onset_threshold={self.onset_threshold!r}.")
-        if not 0 < self.quantile < 1:
-            raise ConfigError(f"AF setting quantile={self.quantile!r} must lie strictly "
-                              "between 0 and 1.")
+        if not 0 <= self.rate_exponent <= 4:
+            raise ConfigError(f"AF setting rate_exponent={self.rate_exponent!r} must lie "
+                              "in 0..4 (0 switches the rate scaling off).")
         if not 0 <= self.min_turning_ratio < 1:
             raise ConfigError(f"AF setting min_turning_ratio={self.min_turning_ratio!r} must "
                               "lie in 0..1 (0 switches the turning-point check off).")
-        if self.min_duration_s < 0 or self.merge_gap_s < 0:
-            raise ConfigError(f"AF durations min_duration_s={self.min_duration_s!r} and "
-                              f"merge_gap_s={self.merge_gap_s!r} must not be negative.")
+        for name in ("hold_s", "min_duration_s", "merge_gap_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"AF duration {name}={getattr(self, name)!r} must not be "
+                                  "negative.")
         if not 0 < self.min_rr_s < self.max_rr_s:
             raise ConfigError(f"AF RR range min_rr_s={self.min_rr_s!r} .. "
                               f"max_rr_s={self.max_rr_s!r} must be positive and increasing.")
@@ -134,8 +151,8 @@ class AfEvent:
     """An AF episode began (``onset``) or ended (``offset``) at sample ``index``.
 
     ``decision_index`` is the beat at which the detector decided it (at or
-    after ``index``); ``irregularity`` the quantile of relative dRR then and
-    ``heart_rate`` the mean rate (bpm) over the window.
+    after ``index``); ``irregularity`` the smoothed irregularity I(n) then and
+    ``heart_rate`` the mean rate (bpm) over the last ``locate_beats`` intervals.
     """
 
     kind: Literal["onset", "offset"]
@@ -152,58 +169,52 @@ class AfEvent:
                              f"{self.decision_index}.")
 
 
-class _Window:
-    """The last ``size`` values of d with their beats, RR and turning-point flags.
+def _median(values: deque[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
-    A FIFO plus a sorted copy of d, so a quantile is an index and each beat
-    costs one sorted insert and one delete; the sums are running sums.
+
+class _Recent:
+    """The last ``size`` values of m(n) with their beats, RR and turning-point flags.
+
+    Running sums give the mean rate and the turning-point share in O(1).
     """
 
-    def __init__(self, size: int, quantile: float) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
-        self.q = quantile
-        self.fifo: deque[tuple[float, int, float, bool]] = deque()   # d, beat, rr, turning
-        self.sorted: list[float] = []
+        self.fifo: deque[tuple[float, int, float, bool]] = deque()   # m, beat, rr, turning
         self.rr_sum = 0.0
         self.turns = 0
 
     def push(self, value: float, index: int, rr: float, turning: bool) -> None:
         self.fifo.append((value, index, rr, turning))
-        bisect.insort(self.sorted, value)
         self.rr_sum += rr
         self.turns += turning
         if len(self.fifo) > self.size:
-            old, _, old_rr, old_turn = self.fifo.popleft()
-            del self.sorted[bisect.bisect_left(self.sorted, old)]
+            _, _, old_rr, old_turn = self.fifo.popleft()
             self.rr_sum -= old_rr
             self.turns -= old_turn
-
-    @property
-    def full(self) -> bool:
-        return len(self.fifo) == self.size
-
-    def quantile(self) -> float:
-        """Lower quantile (an element of the window, no interpolation)."""
-        return self.sorted[min(len(self.sorted) - 1, int(self.q * len(self.sorted)))]
 
     def turning_ratio(self) -> float:
         return self.turns / len(self.fifo) if self.fifo else 0.0
 
-    def change_point(self, level: float, share: float, rising: bool) -> int:
-        """Beat where the window changed from regular to irregular (or back).
+    def change_point(self, level: float, rising: bool, lag: int) -> int:
+        """Beat where the buffer changed from regular to irregular (or back).
 
-        CUSUM (Page 1954) over the window of ``high = d > level``: the change
-        is where sum(high - share) over the part after it is largest (rising)
-        or smallest (falling); ``share`` lies between the typical shares of
-        high d in sinus rhythm (~0) and in AF (> 1 - quantile).
+        CUSUM (Page 1954) over ``high = m > level``: the change is where
+        sum(high - 1/2) over the part after it is largest (rising) or
+        smallest (falling). m(n) is a running median, so it changes about ``lag``
+        (half its window) intervals after the rhythm: the beat returned is that many
+        earlier.
         """
         best, best_k, acc = 0.0, len(self.fifo) - 1, 0.0
         for k in range(len(self.fifo) - 1, -1, -1):
             high = self.fifo[k][0] > level
-            acc += (high - share) if rising else (share - high)
+            acc += (high - 0.5) if rising else (0.5 - high)
             if acc > best:
                 best, best_k = acc, k
-        return self.fifo[best_k][1]
+        return self.fifo[max(0, best_k - lag)][1]
 
     def heart_rate(self, fs: float) -> float:
         return 60.0 * fs * len(self.fifo) / self.rr_sum if self.rr_sum > 0 else 0.0
@@ -222,19 +233,28 @@ class AfDetector:
         self._max_rr = c.max_rr_s * self.fs
         self._min_dur = int(round(c.min_duration_s * self.fs))
         self._merge = int(round(c.merge_gap_s * self.fs))
-        self._window = _Window(c.window_beats, c.quantile)
-        self._share = 0.5 * (1.0 - c.quantile)
+        self._hold = int(round(c.hold_s * self.fs))
+        self._alpha = 1.0 / c.smoothing_beats
+        self._lag = c.median_beats // 2       # delay of the running median, intervals
         self._history: deque[float] = deque(maxlen=c.lags)   # previous valid RR, samples
+        self._dk = [deque(maxlen=c.median_beats) for _ in range(c.lags)]
+        self._recent = _Recent(c.locate_beats)
         self._prev: int | None = None
         self._prev_label = "N"
         self._first: int | None = None
-        self._af = False                   # irregularity state, with hysteresis
+        self._irr: float | None = None     # smoothed irregularity I(n), rate scaled
+        self._m_ema: float | None = None   # smoothed m(n)
+        self._rr_ema = 0.0                 # smoothed RR, samples
+        self._ref_rr = REFERENCE_RR_S * self.fs
+        self._raw = False                  # I(n) state with value hysteresis
+        self._af = False                   # ... made sticky in time (hold_s)
+        self._low_since: int | None = None  # beat where I(n) last fell below the offset level
+        self._low_at: int | None = None    # located offset of that fall
         self._onset: int | None = None     # estimated onset of the current candidate/episode
         self._reported = False             # its onset event has been sent
         self._ending: int | None = None    # estimated offset while waiting for merge_gap
         self._closed_af = 0                # samples of AF in finished episodes
         self._last_end = 0                 # offset of the last finished episode
-        self._last_irr = 0.0
 
     # ------------------------------------------------------------------ input
     def push(self, beat_indices: Sequence[int], labels: Sequence[str] | None = None
@@ -260,8 +280,8 @@ class AfDetector:
         if self._prev is not None and self._reported:
             end = self._ending if self._ending is not None else self._prev
             out.append(self._close(end, self._prev))
-        self._onset = self._ending = None
-        self._af = False
+        self._onset = self._ending = self._low_since = self._low_at = None
+        self._af = self._raw = False
         return out
 
     @property
@@ -279,7 +299,12 @@ class AfDetector:
         """An episode has been reported and has not ended."""
         return self._reported
 
-    # -------------------------------------------------------------- decisions
+    @property
+    def irregularity(self) -> float:
+        """The smoothed irregularity I(n) at the last beat (0 before the first value)."""
+        return self._irr or 0.0
+
+    # -------------------------------------------------------------- features
     def _on_beat(self, b: int, label: str) -> list[AfEvent]:
         prev, prev_label = self._prev, self._prev_label
         self._prev, self._prev_label = b, label
@@ -291,48 +316,74 @@ class AfDetector:
         if ectopic or not self._min_rr <= rr <= self._max_rr:
             return []
         hist = self._history
-        if hist:
-            d = min(abs(rr - h) / (0.5 * (rr + h)) for h in hist)
+        full = len(hist) == hist.maxlen
+        if full:
+            for q, h in zip(self._dk, hist):
+                q.append(abs(rr - h) / (0.5 * (rr + h)))
             # A turning point at the previous interval: the RR series changed direction
-            # there (Dash et al. 2009: about 2/3 of points in random RR, fewer in smooth
-            # sinus-rate changes).
+            # there (Dash et al. 2009).
             turning = len(hist) >= 2 and (hist[0] - hist[1]) * (rr - hist[0]) < 0
-            self._window.push(d, b, rr, turning)
         hist.appendleft(rr)
-        if not self._window.full:
+        if not full or len(self._dk[0]) < self.config.median_beats:
             return []
+        m = min(_median(q) for q in self._dk)
+        self._recent.push(m, b, rr, turning)
+        if self._m_ema is None:
+            self._m_ema, self._rr_ema = m, rr
+        else:
+            self._m_ema += self._alpha * (m - self._m_ema)
+            self._rr_ema += self._alpha * (rr - self._rr_ema)
+        self._irr = self._m_ema * (self._ref_rr / self._rr_ema) ** self.config.rate_exponent
         return self._decide(b)
 
+    # -------------------------------------------------------------- decisions
     def _decide(self, b: int) -> list[AfEvent]:
-        c, w = self.config, self._window
-        irr = self._last_irr = w.quantile()
-        was = self._af
-        self._af = (irr > (c.offset_threshold if was else c.onset_threshold)
-                    and w.turning_ratio() >= c.min_turning_ratio)
+        c, r, irr = self.config, self._recent, self._irr
+        assert irr is not None
+        self._raw = (irr > (c.offset_threshold if self._raw else c.onset_threshold)
+                     and r.turning_ratio() >= c.min_turning_ratio)
         out: list[AfEvent] = []
-        if self._af and not was:
-            start = w.change_point(c.offset_threshold, self._share, rising=True)
-            if self._ending is not None and start - self._ending < self._merge:
-                self._ending = None            # a short break: the episode goes on
-            else:
-                if self._ending is not None:
-                    out.append(self._close(self._ending, b))
-                # The change point may lie in a window that still holds the end of the
-                # previous episode: episodes never overlap.
-                self._onset, self._reported = max(start, self._last_end), False
-        elif was and not self._af:
-            end = w.change_point(c.offset_threshold, self._share, rising=False)
-            if self._reported:
-                self._ending = end
-            else:
-                self._onset = None             # shorter than min_duration_s: dropped
+        if self._raw:
+            self._low_since = self._low_at = None
+            if not self._af:
+                self._af = True
+                out += self._episode_starts(r.change_point(c.offset_threshold, True, self._lag), b)
+        elif self._af:
+            if self._low_since is None:
+                # Located now, while the buffer still holds the change.
+                self._low_since = b
+                self._low_at = r.change_point(c.offset_threshold, False, self._lag)
+            if b - self._low_since >= self._hold:
+                self._af = False
+                assert self._low_at is not None
+                out += self._episode_ends(self._low_at)
+                self._low_since = self._low_at = None
         if self._ending is not None and not self._af and b - self._ending >= self._merge:
             out.append(self._close(self._ending, b))
-        if self._af and not self._reported and self._onset is not None \
+        # Reported only while the rhythm is irregular: a burst shorter than the minimum
+        # is not lengthened into an episode by the hold time after it.
+        if self._raw and not self._reported and self._onset is not None \
                 and b - self._onset >= self._min_dur:
             self._reported = True
-            out.append(AfEvent("onset", self._onset, b, irr, w.heart_rate(self.fs)))
+            out.append(AfEvent("onset", self._onset, b, irr, r.heart_rate(self.fs)))
         return out
+
+    def _episode_starts(self, start: int, b: int) -> list[AfEvent]:
+        if self._ending is not None and start - self._ending < self._merge:
+            self._ending = None                # a short break: the episode goes on
+            return []
+        out = [self._close(self._ending, b)] if self._ending is not None else []
+        # The change point may lie in a buffer that still holds the end of the previous
+        # episode: episodes never overlap.
+        self._onset, self._reported = max(start, self._last_end), False
+        return out
+
+    def _episode_ends(self, end: int) -> list[AfEvent]:
+        if self._reported:
+            self._ending = end
+        else:
+            self._onset = None                 # shorter than min_duration_s: dropped
+        return []
 
     def _close(self, end: int, at: int) -> AfEvent:
         assert self._onset is not None
@@ -340,5 +391,5 @@ class AfDetector:
         self._closed_af += end - self._onset
         self._last_end = end
         self._onset, self._ending, self._reported = None, None, False
-        return AfEvent("offset", end, max(at, end), self._last_irr,
-                       self._window.heart_rate(self.fs))
+        return AfEvent("offset", end, max(at, end), self.irregularity,
+                       self._recent.heart_rate(self.fs))
