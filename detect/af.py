@@ -26,14 +26,20 @@ decision. Per RR interval r(n):
    nRMSSD does) makes the measure rate independent.
 2. **Ectopic beats.** With beat labels, the two intervals around a V beat
    are left out (the prematurity and the compensatory pause are not atrial
-   irregularity). Without labels, an isolated ectopic beat disturbs two or
-   three d values, which the 8-beat median of step 3 ignores (it ignores up
-   to three outliers in eight). Intervals outside ``min_rr_s..max_rr_s`` are
+   irregularity). Without labels, an interval shorter than
+   (1 - ``ectopic_ratio``) of the recent RR (the median of the last ``lags``
+   accepted intervals), after a regular one and followed by one longer than
+   the recent RR (the pause), is taken for a premature beat and both
+   intervals are left out, as Petrenas 2015 filter ectopic beats before
+   measuring irregularity; this holds the interval back one beat. Ectopic
+   beats the filter misses disturb two or three d values, which the running
+   median of step 3 ignores. Intervals outside ``min_rr_s..max_rr_s`` are
    missed or extra detections, not rhythm, and are left out too.
 3. **Irregularity with bigeminy suppression**: the median of each d_k over
-   the last ``median_beats`` (8) intervals, and of those the *smallest*::
+   the last ``median_beats`` intervals (Petrenas 2015: 8; 16 here, chosen
+   on the tuning records), and of those the *smallest*::
 
-       m(n) = min_k median_{8}(d_k)
+       m(n) = min_k median(d_k)
 
    In AF no earlier interval predicts the next one, so every lag gives about
    the same median. In bigeminy (short-long-short-long, or atrial flutter
@@ -44,8 +50,11 @@ decision. Per RR interval r(n):
    at its lag-1 value instead of the lower tail of a minimum of L draws.
 4. **Exponential smoothing** of m(n) with a time constant of
    ``smoothing_beats`` beats (Petrenas 2015 smooth their irregularity the
-   same way, a one-pole low-pass with O(1) memory), giving the irregularity
-   I(n).
+   same way, a one-pole low-pass with O(1) memory), scaled by
+   (0.75 s / smoothed RR) ** ``rate_exponent``: relative RR irregularity in
+   AF falls as the ventricular rate rises, so the fast AF of some records
+   needs a lower threshold (Petrenas 2015 also make their decision depend on
+   the heart rate). This is the irregularity I(n).
 5. **Decision, sticky in value and in time.** The rhythm turns AF when I(n)
    rises above ``onset_threshold`` and the RR series has enough turning
    points (``min_turning_ratio`` over the last ``locate_beats`` intervals:
@@ -98,10 +107,11 @@ class AfConfig:
 
     lags: int = 4                      # bigeminy/trigeminy suppression: min over lags 1..lags
     median_beats: int = 16             # running median of each d_k (Petrenas 2015: 8)
+    ectopic_ratio: float = 0.25        # prematurity of a filtered ectopic (0: filter off)
     smoothing_beats: float = 16.0      # time constant of the exponential smoothing, beats
-    rate_exponent: float = 2.0         # I(n) scaled by (0.75 s / smoothed RR) ** this
-    onset_threshold: float = 0.12      # smoothed irregularity above this -> AF
-    offset_threshold: float = 0.084    # ... and below it for hold_s -> not AF any more
+    rate_exponent: float = 1.0         # I(n) scaled by (0.75 s / smoothed RR) ** this
+    onset_threshold: float = 0.09      # smoothed irregularity above this -> AF
+    offset_threshold: float = 0.063    # ... and below it for hold_s -> not AF any more
     min_turning_ratio: float = 0.6     # share of turning points among the last locate_beats
     hold_s: float = 30.0               # time the irregularity must stay low to leave AF
     min_duration_s: float = 30.0       # shortest episode reported
@@ -131,6 +141,9 @@ class AfConfig:
         if not 0 < self.offset_threshold <= self.onset_threshold:
             raise ConfigError(f"AF offset_threshold={self.offset_threshold!r} must be positive "
                               f"and at most onset_threshold={self.onset_threshold!r}.")
+        if not 0 <= self.ectopic_ratio < 1:
+            raise ConfigError(f"AF setting ectopic_ratio={self.ectopic_ratio!r} must lie in "
+                              "0..1 (0 switches the ectopic filter off).")
         if not 0 <= self.rate_exponent <= 4:
             raise ConfigError(f"AF setting rate_exponent={self.rate_exponent!r} must lie "
                               "in 0..4 (0 switches the rate scaling off).")
@@ -235,6 +248,9 @@ class AfDetector:
         self._merge = int(round(c.merge_gap_s * self.fs))
         self._hold = int(round(c.hold_s * self.fs))
         self._alpha = 1.0 / c.smoothing_beats
+        self._eps = c.ectopic_ratio
+        self._pending: tuple[float, int] | None = None   # a premature interval held back
+        self._ref = 0.0                                    # the recent RR it was short against
         self._lag = c.median_beats // 2       # delay of the running median, intervals
         self._history: deque[float] = deque(maxlen=c.lags)   # previous valid RR, samples
         self._dk = [deque(maxlen=c.median_beats) for _ in range(c.lags)]
@@ -314,7 +330,36 @@ class AfDetector:
         rr = float(b - prev)
         ectopic = label in ECTOPIC_LABELS or prev_label in ECTOPIC_LABELS
         if ectopic or not self._min_rr <= rr <= self._max_rr:
+            self._pending = None
             return []
+        if self._eps <= 0:
+            return self._on_interval(rr, b)
+        return self._filter_ectopic(rr, b)
+
+    def _filter_ectopic(self, rr: float, b: int) -> list[AfEvent]:
+        """Leave out a premature interval and the longer one after it (label-free ectopy).
+
+        An interval shorter than (1 - ectopic_ratio) of the recent RR, after a regular one,
+        is held back one beat; if the next interval is longer than the recent RR (the
+        compensatory pause), both are left out, as for a labelled V beat (Petrenas 2015
+        filter ectopic beats before measuring irregularity). Otherwise both go on.
+        """
+        out: list[AfEvent] = []
+        if self._pending is not None:
+            p_rr, p_b = self._pending
+            self._pending = None
+            if rr > self._ref * (1 + 0.5 * self._eps):
+                return out                       # premature + pause: both left out
+            out += self._on_interval(p_rr, p_b)
+        hist = self._history
+        if len(hist) >= 2:
+            ref = sorted(hist)[len(hist) // 2]
+            if rr < (1 - self._eps) * ref and abs(hist[0] - ref) <= self._eps * ref:
+                self._pending, self._ref = (rr, b), ref
+                return out
+        return out + self._on_interval(rr, b)
+
+    def _on_interval(self, rr: float, b: int) -> list[AfEvent]:
         hist = self._history
         full = len(hist) == hist.maxlen
         if full:

@@ -101,6 +101,24 @@ def test_ventricular_beats_are_left_out_with_labels():
     assert det.push(beats, labels) + det.flush() == []
 
 
+def frequent_pacs(seconds: float, seed: int = 5) -> np.ndarray:
+    """Sinus at 0.8 s with a premature beat (0.6 x, pause 1.2 x) every 2-5 beats at random."""
+    rng = np.random.default_rng(seed)
+    rr: list[float] = []
+    while sum(rr) < seconds:
+        rr += list(0.8 + 0.01 * rng.standard_normal(int(rng.integers(2, 6))))
+        rr += [0.48, 0.96]
+    return np.asarray(rr)
+
+
+def test_frequent_unlabelled_pacs_are_left_out_by_the_ectopic_filter():
+    beats = beats_from_rr(frequent_pacs(900))
+    without, _ = run(beats, AfConfig(ectopic_ratio=0.0))
+    assert without, "the random PAC pattern should look irregular with the filter off"
+    events, _ = run(beats, AfConfig(ectopic_ratio=0.2))
+    assert events == []
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(1, 400), min_size=1, max_size=30), st.integers(0, 10))
 def test_any_chunking_gives_the_same_events(cuts, seed):
@@ -124,6 +142,7 @@ def test_any_chunking_gives_the_same_events(cuts, seed):
     ({"smoothing_beats": 0.5}, "smoothing_beats=0.5"),
     ({"rate_exponent": 9.0}, "rate_exponent=9.0"),
     ({"hold_s": -2.0}, "hold_s=-2.0"),
+    ({"ectopic_ratio": 1.0}, "ectopic_ratio=1.0"),
     ({"onset_threshold": 0.05, "offset_threshold": 0.08}, "offset_threshold=0.08"),
     ({"min_duration_s": -1.0}, "min_duration_s=-1.0"),
     ({"min_rr_s": 2.0, "max_rr_s": 1.0}, "min_rr_s=2.0"),
