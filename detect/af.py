@@ -6,80 +6,55 @@
     det.af_burden                              # fraction of observed time in AF
 
 AF makes the ventricular response *irregularly irregular*: successive RR
-intervals are nearly independent, so their differences are large in every
-beat, while sinus rhythm changes RR slowly (sinus arrhythmia is a smooth
-modulation) and ectopic beats disturb it only locally. The detector follows
-the structure of Petrenas, Marozas & Sornmo, "Low-complexity detection of
-atrial fibrillation in continuous long-term monitoring", Comput Biol Med
-65:184-191, 2015: ectopic-beat handling, bigeminy suppression, an 8-beat
-median of the RR irregularity, exponential smoothing and a thresholded
-decision. Per RR interval r(n):
+intervals are nearly independent, while sinus rhythm changes RR slowly and
+ectopic beats disturb it only locally. The detector follows the structure of
+Petrenas, Marozas & Sornmo, "Low-complexity detection of atrial fibrillation
+in continuous long-term monitoring", Comput Biol Med 65:184-191, 2015
+(ectopic-beat filtering, bigeminy suppression, a short running median of the
+RR irregularity, exponential smoothing, a rate-dependent decision). Per RR
+interval r(n):
 
-1. **Relative successive differences at lags 1..L**::
-
-       d_k(n) = |r(n) - r(n-k)| / ((r(n) + r(n-k)) / 2),   k = 1..lags
-
-   Tateno & Glass ("Automatic detection of atrial fibrillation using the
-   coefficient of variation and density histograms of RR and dRR intervals",
-   Med Biol Eng Comput 39:664-671, 2001) showed that the dRR distribution is
-   what separates AF from other rhythms; normalising by the local RR (as
-   nRMSSD does) makes the measure rate independent.
-2. **Ectopic beats.** With beat labels, the two intervals around a V beat
-   are left out (the prematurity and the compensatory pause are not atrial
-   irregularity). Without labels, an interval shorter than
-   (1 - ``ectopic_ratio``) of the recent RR (the median of the last ``lags``
-   accepted intervals), after a regular one and followed by one longer than
-   the recent RR (the pause), is taken for a premature beat and both
-   intervals are left out, as Petrenas 2015 filter ectopic beats before
-   measuring irregularity; this holds the interval back one beat. Ectopic
-   beats the filter misses disturb two or three d values, which the running
-   median of step 3 ignores. Intervals outside ``min_rr_s..max_rr_s`` are
-   missed or extra detections, not rhythm, and are left out too.
-3. **Irregularity with bigeminy suppression**: the median of each d_k over
-   the last ``median_beats`` intervals (Petrenas 2015: 8; 16 here, chosen
-   on the tuning records), and of those the *smallest*::
-
-       m(n) = min_k median(d_k)
-
-   In AF no earlier interval predicts the next one, so every lag gives about
-   the same median. In bigeminy (short-long-short-long, or atrial flutter
-   alternating 2:1 / 4:1 conduction) r(n) repeats r(n-2), in trigeminy
-   r(n-3), so one lag's median is small and m(n) with it. Petrenas 2015
-   suppress bigeminy by comparing with the interval before last; taking the
-   minimum of the window *medians* (not of each d value) keeps the AF level
-   at its lag-1 value instead of the lower tail of a minimum of L draws.
-4. **Exponential smoothing** of m(n) with a time constant of
-   ``smoothing_beats`` beats (Petrenas 2015 smooth their irregularity the
-   same way, a one-pole low-pass with O(1) memory), scaled by
-   (0.75 s / smoothed RR) ** ``rate_exponent``: relative RR irregularity in
-   AF falls as the ventricular rate rises, so the fast AF of some records
-   needs a lower threshold (Petrenas 2015 also make their decision depend on
-   the heart rate). This is the irregularity I(n).
-5. **Decision, sticky in value and in time.** The rhythm turns AF when I(n)
-   rises above ``onset_threshold`` and the RR series has enough turning
-   points (``min_turning_ratio`` over the last ``locate_beats`` intervals:
-   about 2/3 in random RR, fewer in smooth rate changes; Dash et al.,
-   "Automatic real time detection of atrial fibrillation", Ann Biomed Eng
-   37:1701-1709, 2009). It stops being AF only after I(n) has stayed below
-   ``offset_threshold`` for ``hold_s`` seconds: a few regular-looking
+1. **Ectopic beats.** With beat labels, the two intervals around a V beat
+   are left out. Without labels, an interval shorter than
+   (1 - ``ectopic_ratio``) of the recent RR (median of the last ``lags``
+   accepted intervals), after a regular one and followed by a pause longer
+   than the recent RR, is a premature beat: both intervals are left out
+   (this holds an interval back one beat). Intervals outside
+   ``min_rr_s..max_rr_s`` are detection errors and are left out too.
+2. **Relative differences at lags 1..L**, d_k(n) = |r(n) - r(n-k)| /
+   ((r(n) + r(n-k)) / 2): the dRR distribution separates AF from other
+   rhythms (Tateno & Glass, Med Biol Eng Comput 39:664-671, 2001), and the
+   normalisation makes it rate independent, as in nRMSSD.
+3. **Irregularity with bigeminy suppression**, m(n) = min_k median(d_k) over
+   the last ``median_beats`` intervals (Petrenas: 8; 16 chosen here). In AF
+   no earlier interval predicts the next, so every lag has about the same
+   median; in bigeminy (or flutter alternating 2:1 / 4:1 conduction) r(n)
+   repeats r(n-2), in trigeminy r(n-3), so one lag's median is small.
+   Taking the minimum of the *medians*, not of each d value, keeps the AF
+   level at its lag-1 value.
+4. **Smoothing and rate**: I(n) is m(n) smoothed exponentially with a time
+   constant of ``smoothing_beats``, times (0.75 s / smoothed RR) **
+   ``rate_exponent``, since relative irregularity in AF falls as the
+   ventricular rate rises.
+5. **Decision, sticky in value and in time.** AF starts when I(n) rises
+   above ``onset_threshold`` with enough turning points in the RR series
+   (``min_turning_ratio`` of the last ``locate_beats``: about 2/3 in random
+   RR, fewer in smooth rate changes; Dash et al., Ann Biomed Eng
+   37:1701-1709, 2009). It stops only after I(n) has stayed below
+   ``offset_threshold`` for ``hold_s`` seconds, so a few regular-looking
    beats inside a long episode do not cut it.
-6. **Episodes**, a separate layer on that state: an episode is reported once
-   it has lasted ``min_duration_s`` (default 30 s, the conventional minimum
-   for a clinical AF episode: ESC 2020 AF guideline), and an AF stretch
-   starting less than ``merge_gap_s`` after the end of the previous episode
-   continues it.
+6. **Episodes**, a separate layer: reported once they have lasted
+   ``min_duration_s`` (30 s, the ESC 2020 guideline's clinical AF episode);
+   AF starting less than ``merge_gap_s`` after an episode ended continues it.
 
-A smoothed statistic crosses its threshold some beats after the rhythm
-changed, so at each state change the change is located among the last
-``locate_beats`` values of m(n) by a CUSUM over "m above the offset
-threshold": onsets and offsets are placed there, and each event also carries
-the index at which it was decided, so that the decision latency can be
-measured.
+At each state change the change is located among the last ``locate_beats``
+values of m(n) by a CUSUM over "m above the offset threshold" (less half the
+median's window, its delay); onsets and offsets are placed there and also
+carry the index at which they were decided, so latency can be measured.
 
-Every decision is taken beat by beat from state carried across calls, so
-any chunking of a beat stream gives the same events; the work per beat is
-a few sorts of ``median_beats`` values (plus a scan of the ``locate_beats``
-buffer when the state changes).
+State is carried across calls, so any chunking gives the same events; the
+work per beat is a few sorts of ``median_beats`` values, plus a scan of the
+``locate_beats`` buffer when the state changes.
 """
 
 from __future__ import annotations
