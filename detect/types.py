@@ -138,6 +138,8 @@ class Condition(str, enum.Enum):
     VENTRICULAR_COUPLET = "ventricular_couplet"
     BIGEMINY = "ventricular_bigeminy"
     TRIGEMINY = "ventricular_trigeminy"
+    ATRIAL_FIBRILLATION = "atrial_fibrillation"
+    VENTRICULAR_FIBRILLATION = "ventricular_fibrillation"
 
     @property
     def kind(self) -> Kind:
@@ -151,7 +153,7 @@ class Condition(str, enum.Enum):
 _PHYS = {Condition.ASYSTOLE, Condition.EXTREME_BRADYCARDIA,
          Condition.EXTREME_TACHYCARDIA, Condition.PAUSE, Condition.VENTRICULAR_TACHYCARDIA,
          Condition.SUSTAINED_VT, Condition.VENTRICULAR_COUPLET, Condition.BIGEMINY,
-         Condition.TRIGEMINY}
+         Condition.TRIGEMINY, Condition.ATRIAL_FIBRILLATION, Condition.VENTRICULAR_FIBRILLATION}
 _KIND = {c: (Kind.PHYSIOLOGICAL if c in _PHYS else Kind.TECHNICAL) for c in Condition}
 _PRIORITY = {
     Condition.ASYSTOLE: Priority.HIGH,
@@ -167,6 +169,8 @@ _PRIORITY = {
     Condition.VENTRICULAR_COUPLET: Priority.LOW,
     Condition.BIGEMINY: Priority.LOW,
     Condition.TRIGEMINY: Priority.LOW,
+    Condition.ATRIAL_FIBRILLATION: Priority.MEDIUM,
+    Condition.VENTRICULAR_FIBRILLATION: Priority.HIGH,
 }
 
 
