@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .af import AfConfig
 from .errors import ConfigError
 
 
@@ -51,6 +52,7 @@ class DetectorConfig:
     reorder_timeout_s: float = 2.0         # wall time to wait for a missing seq
     no_data_timeout_s: float = 10.0        # wall time without chunks -> signal gap alarm
     alarms: AlarmLimits = field(default_factory=AlarmLimits)
+    af: AfConfig = field(default_factory=AfConfig)   # AF detector, incl. min_duration_s
 
     def __post_init__(self) -> None:
         if not 100 <= self.fs <= 1000:
@@ -82,6 +84,13 @@ class DetectorConfig:
         if unknown:
             raise ConfigError(f"Unknown detector setting(s) {sorted(unknown)}; known: {sorted(known)}.")
         kw = dict(data)
+        af = kw.pop("af", {})
+        if not isinstance(af, dict):
+            raise ConfigError("Detector setting 'af' must be a mapping of AF detector settings.")
+        known_af = {f.name for f in fields(AfConfig)}
+        unknown = set(af) - known_af
+        if unknown:
+            raise ConfigError(f"Unknown AF setting(s) {sorted(unknown)}; known: {sorted(known_af)}.")
         alarms = kw.pop("alarms", {})
         if not isinstance(alarms, dict):
             raise ConfigError("Detector setting 'alarms' must be a mapping of alarm limits.")
@@ -95,6 +104,6 @@ class DetectorConfig:
                     raise ConfigError(f"Detector setting {key}={kw[key]!r} must be a list of numbers.")
                 kw[key] = tuple(kw[key])
         try:
-            return cls(alarms=AlarmLimits(**alarms), **kw)
+            return cls(alarms=AlarmLimits(**alarms), af=AfConfig(**af), **kw)
         except TypeError as e:
             raise ConfigError(f"Detector configuration is not valid: {e}.") from None

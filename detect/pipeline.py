@@ -1,4 +1,4 @@
-"""Per-device streaming pipeline: resample -> filter -> quality -> R-peaks -> alarms.
+"""Per-device streaming pipeline: resample -> filter -> quality -> R-peaks -> rhythms -> alarms.
 
     p = DevicePipeline(device_id, DetectorConfig())
     r = p.push(chunk)      # chunks in seq order, contiguous (the reassembler's job)
@@ -33,9 +33,12 @@ from .config import DetectorConfig
 from .filters import CleaningFilter
 from .quality import SignalQuality
 from .resample import Resampler
+from .rhythms import AfTracker
 from .rpeaks import RPeakDetector
-from .types import (AlarmTransition, Beat, Chunk, DeviceState, Quality, QualityWindow,
+from .types import (AlarmTransition, Beat, Chunk, DeviceState, Priority, Quality, QualityWindow,
                     check_device_id)
+
+_PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,10 @@ class DevicePipeline:
         self._ectopy = EctopyTracker(self.fs, self._time)
         self._ectopy_alarms = AlarmManager(device_id, self.config, DETECTOR_VERSION, self.fs,
                                            index_to_time=self._time)
+        # AF waits for each beat's quality window, so it runs on its own clock too.
+        self._af = AfTracker(self.fs, self._time, self.config.af)
+        self._af_alarms = AlarmManager(device_id, self.config, DETECTOR_VERSION, self.fs,
+                                       index_to_time=self._time)
 
     # ----------------------------------------------------------------- input
     def push(self, chunk: Chunk) -> PipelineResult:
@@ -177,6 +184,7 @@ class DevicePipeline:
         self._seg = _Segment(chunk.fs, offset, self.config, self.classifier is not None)
         out = list(self._alarms.push(self._tracker.gap(offset), offset))
         out += self._ectopy_alarms.push(self._ectopy.gap(offset), offset)
+        out += self._af_alarms.push(self._af.gap(offset), offset)
         if self._resume_gap is not None:
             start, _, detail = self._resume_gap
             # Samples flow again: the gap alarm may clear after clear_after_s.
@@ -205,6 +213,8 @@ class DevicePipeline:
             self._quality = windows[-1].quality
         obs = self._tracker.push(beats, windows, horizon)
         transitions = self._alarms.push(obs, self._tracker.frontier)
+        transitions += self._af_alarms.push(self._af.push(beats, windows, final),
+                                            self._af.frontier)
         self._windows.extend(windows)
         labelled = self._classify(beats, inputs, final)
         transitions += self._rhythms(labelled)
@@ -264,6 +274,11 @@ class DevicePipeline:
                 return w.quality.usable
         return True
 
+    def _rhythm(self) -> str:
+        if not self._quality.usable:
+            return "unknown"
+        return "atrial_fibrillation" if self._af.in_af else self._tracker.rhythm()
+
     def _time(self, index: int) -> float:
         return (self._origin or 0.0) + index / self.fs
 
@@ -277,9 +292,12 @@ class DevicePipeline:
             device_id=self.device_id,
             time=None if self._origin is None else self._time(self._end),
             heart_rate=hr if self._quality.usable else None,
-            rhythm=self._tracker.rhythm() if self._quality.usable else "unknown",
+            rhythm=self._rhythm(),
             quality=self._quality,
-            active_alarms=self._alarms.active() + self._ectopy_alarms.active(),
+            active_alarms=tuple(sorted(
+                self._alarms.active() + self._ectopy_alarms.active() + self._af_alarms.active(),
+                key=lambda a: _PRIORITY_RANK[a.condition.priority])),
+            af_burden=self._af.burden,
             **(self._ectopy.per_hour(self._time(self._end)) if self.classifier else {}),
             beats=self._beats,
             detector_version=DETECTOR_VERSION,

@@ -327,6 +327,7 @@ class DeviceState:
     detector_version: str = ""
     sveb_per_hour: int | None = None   # supraventricular ectopic beats, last hour
     veb_per_hour: int | None = None    # ventricular ectopic beats, last hour
+    af_burden: float | None = None     # share of analysed time in AF episodes, 0..1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -340,5 +341,6 @@ class DeviceState:
             "beats": self.beats,
             "sveb_per_hour": self.sveb_per_hour,
             "veb_per_hour": self.veb_per_hour,
+            "af_burden_pct": None if self.af_burden is None else round(100 * self.af_burden, 1),
             "detector_version": self.detector_version,
         }

@@ -1,0 +1,144 @@
+"""Atrial fibrillation as an alarm condition: the AF detector behind the quality gate.
+
+:class:`detect.af.AfDetector` decides AF from beat times alone. In the
+stream it must not decide from beats found in signal judged unusable (noise
+makes QRS detection irregular, and irregular is exactly what AF looks like),
+so this tracker
+
+* holds each beat until the quality window that contains it has been judged
+  (windows are 2 s, so AF decisions run up to one window behind the beats;
+  waiting also makes the result independent of chunking);
+* feeds the detector only beats in usable windows; the first unusable window
+  ends the detector's evidence (an open episode ends at the last good beat)
+  and the next usable beat starts a fresh detector, which needs its own
+  warm-up, so no AF alarm is raised from a window the detector has not seen;
+* turns detector onsets and offsets into :class:`Observation` of
+  ``atrial_fibrillation`` (medium priority), placed at the estimated onset
+  and decided at the beat where the detector decided;
+* keeps the AF burden: the share of analysed time (from the first to the
+  last beat fed to a detector) spent in reported AF episodes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from .af import AfConfig, AfDetector, AfEvent
+from .conditions import Observation
+from .types import Beat, Condition, Evidence, QualityWindow
+
+AF = Condition.ATRIAL_FIBRILLATION
+
+
+class AfTracker:
+    """``push(beats, quality windows[, final]) -> [Observation]``, both in index order."""
+
+    def __init__(self, fs: float, index_to_time: Callable[[int], float],
+                 config: AfConfig | None = None) -> None:
+        self.fs = float(fs)
+        self.config = config or AfConfig()
+        self._time = index_to_time
+        self._det: AfDetector | None = None
+        self._span: tuple[int, int] | None = None   # first and last beat fed to _det
+        self._pending: deque[Beat] = deque()
+        self._windows: deque[QualityWindow] = deque(maxlen=32)
+        self._covered = 0                          # end of the last judged window
+        self._active = False
+        self._af_samples = 0.0                     # AF time in detectors already closed
+        self._seen_samples = 0                     # analysed time in those detectors
+        self.frontier = 0
+
+    # ------------------------------------------------------------------ input
+    def push(self, beats: Sequence[Beat], windows: Sequence[QualityWindow],
+             final: bool = False) -> list[Observation]:
+        """New beats and quality windows; ``final`` at the end of a segment releases
+        every held beat and ends the detector's evidence (a gap or the record's end)."""
+        self._pending.extend(beats)
+        self._windows.extend(windows)
+        if windows:
+            self._covered = max(self._covered, windows[-1].end)
+        out: list[Observation] = []
+        while self._pending and (final or self._pending[0].index < self._covered):
+            beat = self._pending.popleft()
+            if self._usable_at(beat.index):
+                out += self._feed(beat)
+            else:
+                out += self._close(beat.index)
+            self.frontier = max(self.frontier, beat.index)
+        if final:
+            out += self._close(self.frontier)
+        self.frontier = max(self.frontier, min(self._covered, self._pending[0].index)
+                            if self._pending else self._covered)
+        return out
+
+    def gap(self, index: int) -> list[Observation]:
+        """Samples stopped: held beats are dropped with the evidence they belonged to."""
+        self._pending.clear()
+        out = self._close(index)
+        self.frontier = max(self.frontier, index)
+        return out
+
+    @property
+    def burden(self) -> float | None:
+        """Fraction of analysed time in AF, or None before any time was analysed."""
+        af, seen = self._af_samples, self._seen_samples
+        if self._det is not None and self._span is not None:
+            span = self._span[1] - self._span[0]
+            af += self._det.af_burden * span
+            seen += span
+        return af / seen if seen > 0 else None
+
+    @property
+    def in_af(self) -> bool:
+        return self._active
+
+    # -------------------------------------------------------------- internals
+    def _feed(self, beat: Beat) -> list[Observation]:
+        if self._det is None:
+            self._det = AfDetector(self.fs, self.config)
+            self._span = (beat.index, beat.index)
+        assert self._span is not None
+        self._span = (self._span[0], beat.index)
+        return [self._observe(e) for e in self._det.push([beat.index])]
+
+    def _close(self, index: int) -> list[Observation]:
+        """End the current detector's evidence (unusable signal, gap or end)."""
+        if self._det is None:
+            return []
+        out = [self._observe(e) for e in self._det.flush()]
+        if self._span is not None:
+            span = self._span[1] - self._span[0]
+            self._af_samples += self._det.af_burden * span
+            self._seen_samples += span
+        self._det, self._span = None, None
+        if self._active:
+            # flush() reports an open episode's end; without one nothing was open.
+            self._active = False
+            out.append(self._offset(index, index, "signal not analysable"))
+        return out
+
+    def _observe(self, e: AfEvent) -> Observation:
+        if e.kind == "onset":
+            self._active = True
+            ev = Evidence(self._time(e.index), self._time(e.decision_index), e.index,
+                          e.decision_index, heart_rate=e.heart_rate,
+                          detail=f"irregular RR intervals (irregularity {e.irregularity:.3f})")
+            return Observation(AF, True, e.index, ev, e.decision_index)
+        self._active = False
+        return self._offset(e.index, e.decision_index,
+                            f"RR intervals regular again (irregularity {e.irregularity:.3f})",
+                            e.heart_rate)
+
+    def _offset(self, index: int, at: int, detail: str,
+                rate: float | None = None) -> Observation:
+        index = min(index, at)
+        ev = Evidence(self._time(index), self._time(at), index, at, heart_rate=rate,
+                      detail=detail)
+        return Observation(AF, False, index, ev, at)
+
+    def _usable_at(self, index: int) -> bool:
+        for w in reversed(self._windows):
+            if w.start <= index < w.end:
+                return w.quality.usable
+        return True
