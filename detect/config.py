@@ -77,33 +77,29 @@ class DetectorConfig:
         """Build from a parsed config file: top-level detector fields plus an
         ``alarms`` table of AlarmLimits fields. Unknown keys are errors, so a
         typo never silently leaves a default in force."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"Detector configuration must be a mapping, not {type(data).__name__}.")
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"Unknown detector setting(s) {sorted(unknown)}; known: {sorted(known)}.")
-        kw = dict(data)
-        af = kw.pop("af", {})
-        if not isinstance(af, dict):
-            raise ConfigError("Detector setting 'af' must be a mapping of AF detector settings.")
-        known_af = {f.name for f in fields(AfConfig)}
-        unknown = set(af) - known_af
-        if unknown:
-            raise ConfigError(f"Unknown AF setting(s) {sorted(unknown)}; known: {sorted(known_af)}.")
-        alarms = kw.pop("alarms", {})
-        if not isinstance(alarms, dict):
-            raise ConfigError("Detector setting 'alarms' must be a mapping of alarm limits.")
-        known_alarms = {f.name for f in fields(AlarmLimits)}
-        unknown = set(alarms) - known_alarms
-        if unknown:
-            raise ConfigError(f"Unknown alarm limit(s) {sorted(unknown)}; known: {sorted(known_alarms)}.")
+        kw = dict(_table(data, "Detector configuration", "detector setting", cls))
+        af = _table(kw.pop("af", {}), "Detector setting 'af'", "AF setting", AfConfig)
+        alarms = _table(kw.pop("alarms", {}), "Detector setting 'alarms'", "alarm limit",
+                        AlarmLimits)
         for key in ("bandpass_hz", "mains_hz"):
             if key in kw:
                 if not isinstance(kw[key], list):
-                    raise ConfigError(f"Detector setting {key}={kw[key]!r} must be a list of numbers.")
+                    raise ConfigError(f"Detector setting {key}={kw[key]!r} must be a list "
+                                      "of numbers.")
                 kw[key] = tuple(kw[key])
         try:
             return cls(alarms=AlarmLimits(**alarms), af=AfConfig(**af), **kw)
         except TypeError as e:
             raise ConfigError(f"Detector configuration is not valid: {e}.") from None
+
+
+def _table(data: Any, what: str, item: str, cls: type) -> dict[str, Any]:
+    """A mapping whose keys are fields of ``cls``. Unknown keys are errors, so a
+    typo never silently leaves a default in force."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a mapping, not {type(data).__name__}.")
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"Unknown {item}(s) {sorted(unknown)}; known: {sorted(known)}.")
+    return data
