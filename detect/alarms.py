@@ -94,6 +94,11 @@ class AlarmManager:
         out += self._advance(now_index)
         return out
 
+    def reconfigure(self, config: DetectorConfig) -> None:
+        """New limits: the clearing time applies to episodes that go absent from now on."""
+        self.config = config
+        self._clear_n = int(round(config.alarms.clear_after_s * self.fs))
+
     def gap(self, start_time: float, end_time: float, index: int,
             detail: str = "") -> list[AlarmTransition]:
         """Samples stopped at device time ``start_time`` and resume at ``end_time``,

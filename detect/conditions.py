@@ -146,6 +146,14 @@ class ConditionTracker:
 
     # ------------------------------------------------------------------ API
 
+    def reconfigure(self, config: DetectorConfig) -> None:
+        """New alarm limits from the next decision on (the rate window keeps its beats)."""
+        lim = config.alarms
+        self.config = config
+        self._asystole_n = config.samples(lim.asystole_s)
+        self._pause_n = config.samples(lim.pause_s)
+        self._rrs = deque(self._rrs, maxlen=max(lim.brady_beats, lim.tachy_beats))
+
     @property
     def frontier(self) -> int:
         """Sample index up to which everything is decided (pass it to AlarmManager.push)."""

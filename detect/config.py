@@ -72,6 +72,29 @@ class DetectorConfig:
     def with_alarms(self, **changes: Any) -> "DetectorConfig":
         return replace(self, alarms=replace(self.alarms, **changes))
 
+    def with_device_overrides(self, data: Any) -> DetectorConfig:
+        """This configuration with one device's alarm limits and AF settings changed.
+
+        ``data`` is a parsed per-device config document: ``{"v": 1, "alarms":
+        {...}, "af": {...}}``, every key optional except ``v``. Only limits
+        that decide alarms can differ per device; the signal chain is the
+        service's. Raises ConfigError naming the bad key or value.
+        """
+        doc = _table(data, "A device configuration", "device setting", _DeviceDoc)
+        if doc.get("v") != 1:
+            raise ConfigError(f"Device configuration version {doc.get('v')!r} is not 1.")
+        alarms = _table(doc.get("alarms", {}), "Device setting 'alarms'", "alarm limit",
+                        AlarmLimits)
+        af = _table(doc.get("af", {}), "Device setting 'af'", "AF setting", AfConfig)
+        try:
+            return replace(self, alarms=replace(self.alarms, **alarms), af=replace(self.af, **af))
+        except TypeError as e:
+            raise ConfigError(f"Device configuration is not valid: {e}.") from None
+
+    def same_signal_chain(self, other: DetectorConfig) -> bool:
+        """True when only alarm limits or AF settings differ (a live device can switch)."""
+        return replace(other, alarms=self.alarms, af=self.af) == self
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DetectorConfig":
         """Build from a parsed config file: top-level detector fields plus an
@@ -91,6 +114,15 @@ class DetectorConfig:
             return cls(alarms=AlarmLimits(**alarms), af=AfConfig(**af), **kw)
         except TypeError as e:
             raise ConfigError(f"Detector configuration is not valid: {e}.") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _DeviceDoc:
+    """The keys a per-device config document may have (for _table's check)."""
+
+    v: int
+    alarms: dict
+    af: dict
 
 
 def _table(data: Any, what: str, item: str, cls: type) -> dict[str, Any]:

@@ -170,6 +170,23 @@ class DevicePipeline:
         """Decide everything pending, as at the end of a finite record."""
         return self._close()
 
+    def reconfigure(self, config: DetectorConfig) -> None:
+        """Switch to new alarm limits (and AF settings) for this device, mid-stream.
+
+        Only settings that decide alarms may change: the signal chain keeps
+        its state. Rate and pause limits apply from the next decision, the
+        clearing time to episodes that go absent from now on, AF settings
+        from the AF detector's next fresh start.
+        """
+        if not self.config.same_signal_chain(config):
+            raise ValueError(f"Device {self.device_id!r} can change alarm limits and AF "
+                             "settings while it streams, not its signal chain.")
+        self.config = config
+        self._tracker.reconfigure(config)
+        for manager in (self._alarms, self._ectopy_alarms, self._af_alarms):
+            manager.reconfigure(config)
+        self._af.reconfigure(config.af)
+
     # ------------------------------------------------------------- segments
     def _open(self, chunk: Chunk) -> PipelineResult:
         delay = Resampler.delay_for(chunk.fs, self.fs)

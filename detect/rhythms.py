@@ -79,6 +79,11 @@ class AfTracker:
         self.frontier = max(self.frontier, index)
         return out
 
+    def reconfigure(self, config: AfConfig) -> None:
+        """New AF settings, used from the next detector on (after a gap or unusable
+        signal): the running detector's evidence was gathered under the old ones."""
+        self.config = config
+
     @property
     def burden(self) -> float | None:
         """Fraction of analysed time in AF, or None before any time was analysed."""

@@ -27,6 +27,7 @@ class Counters:
         self.alerts: Counter[str] = Counter()           # by action (raised/updated/cleared)
         self.alerts_by_condition: Counter[str] = Counter()  # raised episodes per condition
         self.inbox_overflow = 0       # copied from the MQTT edge, which owns the count
+        self.configs_applied = 0      # per-device config documents accepted
 
     def count_in(self) -> None:
         with self._lock:
@@ -54,6 +55,10 @@ class Counters:
             if transition.action is Action.RAISED:
                 self.alerts_by_condition[transition.condition.value] += 1
 
+    def count_config(self) -> None:
+        with self._lock:
+            self.configs_applied += 1
+
     def set_overflow(self, value: int) -> None:
         with self._lock:
             self.inbox_overflow = value
@@ -73,6 +78,7 @@ class Counters:
                 "alerts": dict(sorted(self.alerts.items())),
                 "alerts_raised_by_condition": dict(sorted(self.alerts_by_condition.items())),
                 "inbox_overflow": self.inbox_overflow,
+                "configs_applied": self.configs_applied,
             }
         snap.update(extra)
         return snap

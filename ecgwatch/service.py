@@ -31,13 +31,15 @@ from ingest.device import DeviceMonitor, MonitorResult
 from ingest.mqtt import BrokerURL, Credentials, MqttEdge, Protocol, Received, TlsOptions, Will
 from ingest.payload import decode_samples
 from ingest.reassembly import Duplicate, Gap, Late
-from ingest.topics import (METRICS_TOPIC, REJECTS_TOPIC, SAMPLES_SUBSCRIPTION, STATUS_TOPIC,
-                           alerts_topic, parse_samples_topic, samples_topic, state_topic)
+from ingest.topics import (CONFIG_SUBSCRIPTION, METRICS_TOPIC, REJECTS_TOPIC,
+                           SAMPLES_SUBSCRIPTION, STATUS_TOPIC, alerts_topic, parse_device_topic,
+                           samples_topic, state_topic)
 
 from . import __version__
 from .metrics import Counters
 
 log = logging.getLogger(__name__)
+MAX_CONFIG_BYTES = 16 * 1024        # a device config document is a few hundred bytes
 
 # Echoing a hostile topic back whole in a reject would amplify it.
 _MAX_ECHOED_TOPIC = 200
@@ -97,6 +99,7 @@ class Service:
         self.clock = clock
         self.counters = Counters()
         self.monitors: dict[str, DeviceMonitor] = {}
+        self.device_configs: dict[str, DetectorConfig] = {}   # from ecg/v1/{id}/config
         # One model session per process, loaded now so a bad file fails at
         # start-up; beats of all devices are labelled in one call per step.
         self.batcher: BeatBatcher | None = None
@@ -108,7 +111,8 @@ class Service:
             config.broker, config.client_id, tls=config.tls, credentials=config.credentials,
             protocol=config.protocol,
             will=Will(STATUS_TOPIC, self._status("offline", "connection lost"), 1, True),
-            inbox_size=config.inbox_size, subscriptions=[(SAMPLES_SUBSCRIPTION, 1)],
+            inbox_size=config.inbox_size,
+            subscriptions=[(SAMPLES_SUBSCRIPTION, 1), (CONFIG_SUBSCRIPTION, 1)],
             on_connect=self._announce_online, clock=clock)
         self._state_sent: dict[str, _Published] = {}
         self._faulty: set[str | None] = set()    # devices whose traceback was logged
@@ -202,7 +206,10 @@ class Service:
         device_id: str | None = None
         seq: int | None = None
         try:
-            device_id = parse_samples_topic(msg.topic)
+            device_id, leaf = parse_device_topic(msg.topic)
+            if leaf == "config":
+                self._configure(device_id, msg.payload)
+                return
             chunk = decode_samples(device_id, msg.payload)
             seq = chunk.seq
             monitor = self._monitor(device_id)
@@ -216,6 +223,33 @@ class Service:
             self._reject(msg.topic, "internal",
                          f"The service failed on chunk seq {seq} of device {device_id!r}; "
                          "the chunk was dropped.", device_id, seq)
+
+    def _configure(self, device_id: str, payload: bytes) -> None:
+        """A device's retained config document: validate, keep, apply if it streams.
+
+        An empty payload (the retained message deleted) returns the device to
+        the service's configuration. A bad document is rejected with a reason
+        and the device keeps the settings it had.
+        """
+        base = self.config.detector
+        if not payload:
+            config = base
+        else:
+            try:
+                if len(payload) > MAX_CONFIG_BYTES:
+                    raise ConfigError(f"{len(payload)} bytes; the limit is {MAX_CONFIG_BYTES}.")
+                config = base.with_device_overrides(json.loads(payload))
+            except (ConfigError, ValueError) as e:
+                # json's errors are ValueErrors; ConfigError says which key is wrong.
+                raise InputError(f"The configuration of device {device_id!r} was refused: {e}",
+                                 device_id=device_id, reason="bad_config") from None
+        self.device_configs[device_id] = config
+        monitor = self.monitors.get(device_id)
+        if monitor is not None:
+            monitor.reconfigure(config)
+        self.counters.count_config()
+        log.info("device %s: %s", device_id,
+                 "service configuration" if config is base else "own alarm settings")
 
     def _log_internal(self, device_id: str | None, what: str) -> None:
         # The traceback once per device; a broken monitor fails again on every
@@ -234,7 +268,8 @@ class Service:
                                  f"{self.config.max_devices} devices.", device_id=device_id,
                                  reason="too_many_devices")
             batcher = self.batcher
-            monitor = DeviceMonitor(device_id, self.config.detector, pipeline_factory=(
+            config = self.device_configs.get(device_id, self.config.detector)
+            monitor = DeviceMonitor(device_id, config, pipeline_factory=(
                 lambda d, c: DevicePipeline(d, c, batcher)))
             self.monitors[device_id] = monitor
             log.info("following new device %s", device_id)

@@ -30,6 +30,7 @@ class Pipeline(Protocol):
     def flush(self) -> PipelineResult: ...
     def apply_labels(self, pairs: list[tuple[int, str]]) -> PipelineResult: ...
     def state(self) -> DeviceState: ...
+    def reconfigure(self, config: DetectorConfig) -> None: ...
 
 
 PipelineFactory = Callable[[str, DetectorConfig], Pipeline]
@@ -80,6 +81,11 @@ class DeviceMonitor:
 
     def state(self) -> DeviceState:
         return self.pipeline.state()
+
+    def reconfigure(self, config: DetectorConfig) -> None:
+        """New alarm limits / AF settings for this device (see DevicePipeline.reconfigure)."""
+        self.pipeline.reconfigure(config)
+        self.config = config
 
     def _run(self, events: Iterable[StreamEvent],
              final: Callable[[], PipelineResult] | None = None) -> MonitorResult:

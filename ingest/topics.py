@@ -15,6 +15,7 @@ from detect.errors import TopicError
 from detect.types import DEVICE_ID_RE
 
 SAMPLES_SUBSCRIPTION = "ecg/v1/+/samples"
+CONFIG_SUBSCRIPTION = "ecg/v1/+/config"
 STATUS_TOPIC = "ecgwatch/v1/status"
 REJECTS_TOPIC = "ecgwatch/v1/rejects"
 METRICS_TOPIC = "ecgwatch/v1/metrics"
@@ -51,6 +52,24 @@ def alerts_topic(device_id: str) -> str:
 def state_topic(device_id: str) -> str:
     """``ecg/v1/{device_id}/state``: retained DeviceState summary."""
     return _device_topic(device_id, "state")
+
+
+def config_topic(device_id: str) -> str:
+    """``ecg/v1/{device_id}/config``: retained per-device alarm settings, operator -> service."""
+    return _device_topic(device_id, "config")
+
+
+def parse_device_topic(topic: str) -> tuple[str, str]:
+    """``(device_id, leaf)`` of a samples or config topic the service subscribes to."""
+    if isinstance(topic, str) and topic.endswith("/config") and len(topic) <= _MAX_TOPIC_LEN:
+        parts = topic.split("/")
+        if len(parts) == 4 and parts[:2] == ["ecg", "v1"]:
+            if not DEVICE_ID_RE.fullmatch(parts[2]):
+                raise TopicError(f"Topic {_shown(topic)} carries device id {_shown(parts[2])}, "
+                                 "which is not 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'.",
+                                 reason="bad_device_id")
+            return parts[2], "config"
+    return parse_samples_topic(topic), "samples"
 
 
 def parse_samples_topic(topic: str) -> str:

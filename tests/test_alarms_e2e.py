@@ -110,3 +110,28 @@ def test_bad_payloads_are_rejected_and_the_stream_carries_on_to_its_alarm(
     assert all(rj["reason"] and rj["message"] for rj in rejects)
     asys = [a for a in _alerts(col, dev) if a["condition"] == "asystole"]
     assert [a["action"] for a in asys] == ["raised", "cleared"]
+
+
+def test_a_retained_device_config_lowers_its_limit_and_a_bad_one_is_rejected(
+        broker, run_service, mqtt_collector, mqtt_publisher):
+    from ingest.topics import config_topic
+    dev = f"cfg-{uuid.uuid4().hex[:6]}"
+    other = f"cfg-{uuid.uuid4().hex[:6]}"
+    col = mqtt_collector(broker.url, [alerts_topic(dev), alerts_topic(other), REJECTS_TOPIC])
+    runner = run_service(_config(broker))
+    pub = mqtt_publisher(broker.url)
+    # 125 bpm is no alarm under the default limit (140 bpm), but is under 120.
+    pub.send(config_topic(dev), b'{"v": 1, "alarms": {"tachy_bpm": 120, "tachy_clear_bpm": 115}}')
+    pub.send(config_topic(other), b'{"v": 1, "alarms": {"tachy_bpm": "fast"}}')
+    wait_until(lambda: runner.service.counters.snapshot()["configs_applied"] == 1)
+    x = beat_train(regular_r_times(125, 40), FS, 40, noise=0.02)
+    _stream(pub, dev, x)
+    _stream(pub, other, x)
+    col.wait_for(lambda ms: any(m.topic == alerts_topic(dev) for m in ms), timeout=3 * WAIT_S)
+    assert [a["condition"] for a in _alerts(col, dev)][:1] == ["extreme_tachycardia"]
+    rejects = [m.json() for m in col.on(REJECTS_TOPIC) if m.json().get("device_id") == other]
+    assert rejects and rejects[0]["reason"] == "bad_config"
+    assert "tachy_bpm" in rejects[0]["message"]
+    # The refused device kept the service's limits: no tachycardia alarm at 125 bpm.
+    wait_until(lambda: runner.service.counters.snapshot()["chunks_processed"] >= 80)
+    assert not _alerts(col, other)

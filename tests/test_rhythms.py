@@ -113,3 +113,38 @@ def test_af_settings_come_from_the_detector_config():
         DetectorConfig.from_dict({"af": {"min_duration": 60}})
     with pytest.raises(ConfigError, match="min_duration_s"):
         DetectorConfig.from_dict({"af": {"min_duration_s": -1}})
+
+
+def test_a_device_can_lower_its_tachycardia_limit_while_it_streams():
+    # 125 bpm: below the default extreme-tachycardia limit (140), above 120.
+    x = beat_train(regular_r_times(125, 120.0), FS, 120.0)
+    chunks = chunks_of(x, FS, 1.0, "dev-af")
+    base = DetectorConfig()
+    p = DevicePipeline("dev-af", base)
+    early = [t for c in chunks[:60] for t in p.push(c).transitions]
+    assert not early
+    p.reconfigure(base.with_device_overrides({"v": 1, "alarms": {"tachy_bpm": 120,
+                                                                  "tachy_clear_bpm": 115}}))
+    late = [t for c in chunks[60:] for t in p.push(c).transitions]
+    raised = [t for t in late if t.action is Action.RAISED]
+    assert [t.condition for t in raised] == [Condition.EXTREME_TACHYCARDIA]
+    assert raised[0].at < 70.0           # decided within seconds of the change
+
+
+@pytest.mark.parametrize("doc, match", [
+    ({"alarms": {"tachy_bpm": 120}}, "version"),
+    ({"v": 1, "alarms": {"tachy": 120}}, "Unknown alarm limit"),
+    ({"v": 1, "alarms": {"tachy_bpm": -5}}, "tachy_bpm"),
+    ({"v": 1, "fs": 500}, "Unknown device setting"),
+    ({"v": 1, "af": {"onset_threshold": 0.01}}, "offset_threshold"),
+    ([1, 2], "mapping"),
+])
+def test_bad_device_configs_are_refused_with_a_sentence(doc, match):
+    with pytest.raises(ConfigError, match=match):
+        DetectorConfig().with_device_overrides(doc)
+
+
+def test_only_alarm_settings_can_change_mid_stream():
+    p = DevicePipeline("dev-af", DetectorConfig())
+    with pytest.raises(ValueError, match="signal chain"):
+        p.reconfigure(DetectorConfig(bandpass_hz=(1.0, 30.0)))
