@@ -14,8 +14,8 @@ import numpy.typing as npt
 
 from detect.classify import BeatClassifier
 from detect.config import DetectorConfig
-from detect.pipeline import DevicePipeline
-from detect.types import AlarmTransition, Beat, Chunk
+from detect.pipeline import DevicePipeline, PipelineResult
+from detect.types import AlarmTransition, Beat, Chunk, QualityWindow
 from ingest.device import DeviceMonitor
 
 
@@ -24,6 +24,34 @@ class Replay:
     beats: tuple[Beat, ...]
     transitions: tuple[AlarmTransition, ...]
     chunks: int
+    # The pipeline's signal-quality verdicts, 2 s windows at the internal rate, in order.
+    quality: tuple[QualityWindow, ...] = ()
+
+
+class _QualityRecorder(DevicePipeline):
+    """A DevicePipeline that keeps the quality windows it reports.
+
+    DeviceMonitor's results carry beats and transitions but not the quality
+    windows, so they are taken here, from the pipeline's own results.
+    """
+
+    def __init__(self, device_id: str, config: DetectorConfig,
+                 classifier: BeatClassifier | None) -> None:
+        super().__init__(device_id, config, classifier)
+        self.windows: list[QualityWindow] = []
+
+    def _kept(self, r: PipelineResult) -> PipelineResult:
+        self.windows += r.quality
+        return r
+
+    def push(self, chunk: Chunk) -> PipelineResult:
+        return self._kept(super().push(chunk))
+
+    def gap(self, start: float, end: float, detail: str = "") -> PipelineResult:
+        return self._kept(super().gap(start, end, detail))
+
+    def flush(self) -> PipelineResult:
+        return self._kept(super().flush())
 
 
 def chunks_of(x: npt.NDArray[np.float64], fs: float, chunk_s: float, device_id: str,
@@ -43,10 +71,16 @@ def replay(x: npt.NDArray[np.float64], fs: float, *, chunk_s: float = 1.0,
     """Stream ``x`` (mV at ``fs``) through a DeviceMonitor; wall time follows device time.
 
     With a ``classifier`` the returned beats carry their AAMI labels (the
-    same beats, labelled one beat later in the stream).
+    same beats, labelled one beat later in the stream). ``quality`` holds the
+    pipeline's signal-quality windows.
     """
-    mon = DeviceMonitor(device_id, config or DetectorConfig(),
-                        pipeline_factory=lambda d, c: DevicePipeline(d, c, classifier))
+    recorders: list[_QualityRecorder] = []
+
+    def pipeline(d: str, c: DetectorConfig) -> _QualityRecorder:
+        recorders.append(_QualityRecorder(d, c, classifier))
+        return recorders[-1]
+
+    mon = DeviceMonitor(device_id, config or DetectorConfig(), pipeline_factory=pipeline)
     beats: list[Beat] = []
     transitions: list[AlarmTransition] = []
     chunks = chunks_of(np.asarray(x, dtype=np.float64), fs, chunk_s, device_id)
@@ -54,7 +88,8 @@ def replay(x: npt.NDArray[np.float64], fs: float, *, chunk_s: float = 1.0,
     for r in results:
         beats += r.classified if classifier is not None else r.beats
         transitions += r.transitions
-    return Replay(tuple(beats), tuple(transitions), len(chunks))
+    quality = tuple(w for p in recorders for w in p.windows)
+    return Replay(tuple(beats), tuple(transitions), len(chunks), quality)
 
 
 def replay_beats(x: npt.NDArray[np.float64], fs: float, *, chunk_s: float = 1.0) -> npt.NDArray[np.int64]:
