@@ -27,7 +27,7 @@ from . import DETECTOR_VERSION
 from .alarms import AlarmManager
 from .beat_features import WINDOW_AFTER, BeatFeaturizer, BeatInput
 from .classify import BeatBatcher, BeatClassifier
-from .conditions import ConditionTracker
+from .conditions import ConditionTracker, Observation
 from .ectopy import EctopyTracker
 from .config import DetectorConfig
 from .filters import CleaningFilter
@@ -35,10 +35,15 @@ from .quality import SignalQuality
 from .resample import Resampler
 from .rhythms import AfTracker
 from .rpeaks import RPeakDetector
-from .types import (AlarmTransition, Beat, Chunk, DeviceState, Priority, Quality, QualityWindow,
-                    check_device_id)
+from .vf import VfDetector, VfEvent
+from .types import (Action, AlarmTransition, Beat, Chunk, Condition, DeviceState, Evidence,
+                    Priority, Quality, QualityWindow, check_device_id)
 
 _PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
+# Alarms that flutter waves counted as beats would raise during VF.
+_VF_EXPLAINS = frozenset({Condition.EXTREME_TACHYCARDIA, Condition.VENTRICULAR_COUPLET,
+                          Condition.BIGEMINY, Condition.TRIGEMINY,
+                          Condition.ATRIAL_FIBRILLATION})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,9 @@ class _Segment:
         self.quality = SignalQuality(config, start=offset)
         # Model inputs only when there is a model to feed.
         self.features = BeatFeaturizer(start=offset) if features else None
+        # VF is read from the waveform itself: QRS detection fails there.
+        self.vf = VfDetector(fs, start=offset)
+        self.vf_events: list[VfEvent] = []
         self.usable = True                    # quality of the last window
 
     @property
@@ -81,6 +89,7 @@ class _Segment:
     def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
         y = self.resampler.push(samples)
         clean = self.cleaner.push(y)
+        self.vf_events += self.vf.push(clean)
         windows = self.quality.push(y, clean)
         for w in windows:
             # Signal usable again after noise: the detector's levels are stale
@@ -101,6 +110,7 @@ class _Segment:
         # The last beats' windows run past the end: complete them with silence.
         inputs = (self.features.push(np.zeros(WINDOW_AFTER), peaks) + self.features.flush()
                   if self.features else [])
+        self.vf_events += self.vf.flush()
         return peaks, self.quality.flush(), inputs
 
     def horizon(self) -> int:
@@ -138,6 +148,10 @@ class DevicePipeline:
         self._af = AfTracker(self.fs, self._time, self.config.af)
         self._af_alarms = AlarmManager(device_id, self.config, DETECTOR_VERSION, self.fs,
                                        index_to_time=self._time)
+        self._vf_alarms = AlarmManager(device_id, self.config, DETECTOR_VERSION, self.fs,
+                                       index_to_time=self._time)
+        self._vf_active = False
+        self._suppressed: set[str] = set()    # episode ids held back during VF
 
     # ----------------------------------------------------------------- input
     def push(self, chunk: Chunk) -> PipelineResult:
@@ -153,7 +167,7 @@ class DevicePipeline:
         assert seg is not None
         peaks, windows, inputs = seg.push(chunk.samples)
         self._end = seg.end
-        return out + self._decide(peaks, windows, seg.horizon(), inputs)
+        return out + self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs)
 
     def gap(self, start: float, end: float, detail: str = "") -> PipelineResult:
         """The stream broke between device times ``start`` and ``end``."""
@@ -183,7 +197,7 @@ class DevicePipeline:
                              "settings while it streams, not its signal chain.")
         self.config = config
         self._tracker.reconfigure(config)
-        for manager in (self._alarms, self._ectopy_alarms, self._af_alarms):
+        for manager in (self._alarms, self._ectopy_alarms, self._af_alarms, self._vf_alarms):
             manager.reconfigure(config)
         self._af.reconfigure(config.af)
 
@@ -215,7 +229,8 @@ class DevicePipeline:
         if seg is None:
             return PipelineResult()
         peaks, windows, inputs = seg.close()
-        return self._decide(peaks, windows, seg.end, inputs, final=True)
+        return self._vf(seg, final=True) + self._decide(peaks, windows, seg.end, inputs,
+                                                        final=True)
 
     # -------------------------------------------------------------- decisions
     def _decide(self, peaks: list[int], windows: list[QualityWindow], horizon: int,
@@ -235,7 +250,42 @@ class DevicePipeline:
         self._windows.extend(windows)
         labelled = self._classify(beats, inputs, final)
         transitions += self._rhythms(labelled)
-        return PipelineResult(tuple(beats), tuple(transitions), tuple(windows), labelled)
+        return PipelineResult(tuple(beats), self._suppress(transitions), tuple(windows), labelled)
+
+    def _vf(self, seg: _Segment, final: bool = False) -> PipelineResult:
+        """VF alarms from the segment's waveform detector, decided as its windows end.
+
+        Not gated by the quality grade: VF looks like noise to the quality
+        indices, and the detector rejects noise itself (no false VF at any
+        Noise Stress Test SNR, docs/evaluation.md).
+        """
+        events, seg.vf_events = seg.vf_events, []
+        obs = []
+        for e in events:
+            self._vf_active = e.active
+            what = "VF/VFL-like waveform" if e.active else "waveform no longer VF-like"
+            detail = what if e.features is None else (
+                f"{what} (dominant {e.features.dominant_hz:.1f} Hz, "
+                f"leakage {e.features.leakage:.2f})")
+            ev = Evidence(self._time(e.index), self._time(e.at), e.index, e.at, detail=detail)
+            obs.append(Observation(Condition.VENTRICULAR_FIBRILLATION, e.active, e.index, ev,
+                                   e.at))
+        # At a segment's end nothing more can come from it: clear up to its end.
+        frontier = seg.vf.position if final else seg.vf.frontier
+        return PipelineResult(transitions=tuple(self._vf_alarms.push(obs, frontier)))
+
+    def _suppress(self, transitions: list[AlarmTransition]) -> tuple[AlarmTransition, ...]:
+        """While VF is on, rate and ectopy-pattern alarms it explains are not raised
+        (their whole episode is held back), so the fibrillation alarm stands alone."""
+        out = []
+        for t in transitions:
+            if t.episode_id in self._suppressed:
+                continue
+            if self._vf_active and t.action is Action.RAISED and t.condition in _VF_EXPLAINS:
+                self._suppressed.add(t.episode_id)
+                continue
+            out.append(t)
+        return tuple(out)
 
     def _classify(self, beats: list[Beat], inputs: list[BeatInput],
                   final: bool = False) -> tuple[Beat, ...]:
@@ -292,6 +342,9 @@ class DevicePipeline:
         return True
 
     def _rhythm(self) -> str:
+        # VF first: to the quality indices it looks like noise.
+        if self._vf_active:
+            return "ventricular_fibrillation"
         if not self._quality.usable:
             return "unknown"
         return "atrial_fibrillation" if self._af.in_af else self._tracker.rhythm()
@@ -312,7 +365,8 @@ class DevicePipeline:
             rhythm=self._rhythm(),
             quality=self._quality,
             active_alarms=tuple(sorted(
-                self._alarms.active() + self._ectopy_alarms.active() + self._af_alarms.active(),
+                self._alarms.active() + self._ectopy_alarms.active() + self._af_alarms.active()
+                + self._vf_alarms.active(),
                 key=lambda a: _PRIORITY_RANK[a.condition.priority])),
             af_burden=self._af.burden,
             **(self._ectopy.per_hour(self._time(self._end)) if self.classifier else {}),

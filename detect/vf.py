@@ -249,6 +249,13 @@ class VfDetector:
         return self._active
 
     @property
+    def frontier(self) -> int:
+        """No later event will carry an ``index`` before this stream index (an onset
+        is placed up to one window before the decision), so alarms may be cleared
+        up to here whatever the chunking."""
+        return max(self._start, self._next_end - self.hop - self.window)
+
+    @property
     def position(self) -> int:
         """Stream index just after the last sample pushed."""
         return self._buf_start + self._buf.size

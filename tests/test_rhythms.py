@@ -148,3 +148,64 @@ def test_only_alarm_settings_can_change_mid_stream():
     p = DevicePipeline("dev-af", DetectorConfig())
     with pytest.raises(ValueError, match="signal chain"):
         p.reconfigure(DetectorConfig(bandpass_hz=(1.0, 30.0)))
+
+
+# ------------------------------------------------------------------ VF in the stream
+VF = Condition.VENTRICULAR_FIBRILLATION
+
+
+def vf_wave(seconds: float, seed: int = 1) -> np.ndarray:
+    """Quasi-sinusoid of 4-6 Hz with drifting frequency and amplitude (0.4-1.2 mV)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * FS)) / FS
+    freq = 5.0 + 0.8 * np.sin(2 * np.pi * 0.13 * t) + 0.2 * np.sin(2 * np.pi * 0.7 * t)
+    amp = 0.8 + 0.4 * np.sin(2 * np.pi * 0.21 * t + 1.0)
+    return amp * np.sin(2 * np.pi * np.cumsum(freq) / FS) + 0.02 * rng.standard_normal(t.size)
+
+
+def sinus_vf_sinus(before: float = 30.0, vf: float = 30.0, after: float = 30.0) -> np.ndarray:
+    return np.concatenate([beat_train(regular_r_times(72, before), FS, before, seed=3),
+                           vf_wave(vf),
+                           beat_train(regular_r_times(72, after), FS, after, seed=4)])
+
+
+def test_vf_is_raised_within_5_s_of_onset_alone_and_clears_after_it():
+    x = sinus_vf_sinus()
+    p = DevicePipeline("dev-vf", DetectorConfig())
+    out = [p.push(c) for c in chunks_of(x, FS, 1.0, "dev-vf")]
+    mid = p.state()
+    out.append(p.flush())
+    tr = [t for r in out for t in r.transitions]
+    vf = [t for t in tr if t.condition is VF]
+    assert [t.action for t in vf] == [Action.RAISED, Action.CLEARED]
+    assert vf[0].condition.priority.value == "high"
+    assert 30.0 <= vf[0].at <= 35.0 and abs(vf[0].onset - 30.0) < 4.0
+    assert 60.0 < vf[1].at < 75.0
+    # Flutter waves counted as beats would look like tachycardia: VF stands alone.
+    raised = {t.condition for t in tr if t.action is Action.RAISED}
+    assert Condition.EXTREME_TACHYCARDIA not in raised and AF not in raised
+    assert mid.rhythm != "ventricular_fibrillation"     # sinus again by the end
+
+
+def test_state_says_ventricular_fibrillation_while_it_lasts():
+    x = sinus_vf_sinus(30.0, 20.0, 0.0)
+    p = DevicePipeline("dev-vf", DetectorConfig())
+    for c in chunks_of(x, FS, 1.0, "dev-vf"):
+        p.push(c)
+    state = p.state()
+    assert state.rhythm == "ventricular_fibrillation"
+    assert state.active_alarms[0].condition is VF
+
+
+@pytest.mark.parametrize("chunk_s", [0.3, 2.5])
+def test_vf_alarms_do_not_depend_on_chunking(chunk_s):
+    x = sinus_vf_sinus(20.0, 25.0, 20.0)
+
+    def alarms(size):
+        p = DevicePipeline("dev-vf", DetectorConfig())
+        out = [p.push(c) for c in chunks_of(x, FS, size, "dev-vf")] + [p.flush()]
+        return [(t.condition, t.action, t.episode_id, t.at) for r in out for t in r.transitions]
+
+    whole = alarms(1.0)
+    assert any(c is VF for c, *_ in whole)
+    assert alarms(chunk_s) == whole
