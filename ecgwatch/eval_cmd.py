@@ -199,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start-s", type=float, default=EC57_START_S, metavar="S",
                    help="score beats from this time on (EC57/bxb learning period: 300)")
     p.add_argument("--model", help="ONNX beat model for reference mode (default: shipped)")
+    p.add_argument("--rhythms", action="store_true",
+                   help="also run the rhythm evaluation: AF on AFDB/NSRDB beat times, AF/VT/VF "
+                        "alarms end to end on MIT-BIH and the Noise Stress Test, CinC 2017 "
+                        "strips (writes rhythms.md)")
+    p.add_argument("--no-beats", action="store_true",
+                   help="skip the EC57 beat scoring (with --rhythms)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--out", type=Path, default=Path("out/eval"))
     return p
@@ -223,6 +229,10 @@ def run(args: argparse.Namespace) -> int:
                         "ECGWATCH_DATA (see the data README for where to get them).")
     if args.start_s < 0:
         raise EvalError(f"--start-s {args.start_s:g} is negative.")
+    if args.no_beats:
+        if not args.rhythms:
+            raise EvalError("--no-beats leaves nothing to do without --rhythms.")
+        return _rhythms(data, args)
     modes = MODES if args.mode == "both" else (args.mode,)
     if "reference" in modes:
         load_classifier(args.model)           # fail now, not in every worker
@@ -251,6 +261,16 @@ def run(args: argparse.Namespace) -> int:
     progress.finish()
     paths = write_report(results, args.out, modes=modes, start_s=args.start_s)
     for path in paths:
+        print(path)
+    return _rhythms(data, args) if args.rhythms else 0
+
+
+def _rhythms(data: Path, args: argparse.Namespace) -> int:
+    from .evaluation.rhythm_suite import run as run_rhythms
+    for folder in ("afdb", "nsrdb", "nstdb"):
+        if not (data / folder).is_dir():
+            raise EvalError(f"--rhythms: {data / folder} is missing (see the data README).")
+    for path in run_rhythms(data, args.out, args.jobs):
         print(path)
     return 0
 
