@@ -36,14 +36,17 @@ from .resample import Resampler
 from .rhythms import AfTracker
 from .rpeaks import RPeakDetector
 from .vf import VfDetector, VfEvent
+from .wide_complex import WideComplexTracker
 from .types import (Action, AlarmTransition, Beat, Chunk, Condition, DeviceState, Evidence,
                     Priority, Quality, QualityWindow, check_device_id)
 
 _PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
+_VT = frozenset({Condition.VENTRICULAR_TACHYCARDIA, Condition.SUSTAINED_VT,
+                 Condition.WIDE_COMPLEX_TACHYCARDIA})
 # Alarms that flutter waves counted as beats would raise during VF.
 _VF_EXPLAINS = frozenset({Condition.EXTREME_TACHYCARDIA, Condition.VENTRICULAR_COUPLET,
                           Condition.BIGEMINY, Condition.TRIGEMINY,
-                          Condition.ATRIAL_FIBRILLATION})
+                          Condition.ATRIAL_FIBRILLATION, Condition.WIDE_COMPLEX_TACHYCARDIA})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ class _Segment:
         # VF is read from the waveform itself: QRS detection fails there.
         self.vf = VfDetector(fs, start=offset)
         self.vf_events: list[VfEvent] = []
+        self.clean = np.zeros(0)              # the cleaned signal of the last push
         self.usable = True                    # quality of the last window
 
     @property
@@ -89,6 +93,7 @@ class _Segment:
     def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
         y = self.resampler.push(samples)
         clean = self.cleaner.push(y)
+        self.clean = clean
         self.vf_events += self.vf.push(clean)
         windows = self.quality.push(y, clean)
         for w in windows:
@@ -111,6 +116,7 @@ class _Segment:
         inputs = (self.features.push(np.zeros(WINDOW_AFTER), peaks) + self.features.flush()
                   if self.features else [])
         self.vf_events += self.vf.flush()
+        self.clean = np.zeros(0)
         return peaks, self.quality.flush(), inputs
 
     def horizon(self) -> int:
@@ -151,6 +157,10 @@ class DevicePipeline:
         self._vf_alarms = AlarmManager(device_id, self.config, DETECTOR_VERSION, self.fs,
                                        index_to_time=self._time)
         self._vf_active = False
+        # Wide fast beats: VT without labels (the beat model's safety net).
+        self._wct = WideComplexTracker(self.fs, self._time)
+        self._wct_alarms = AlarmManager(device_id, self.config, DETECTOR_VERSION, self.fs,
+                                        index_to_time=self._time)
         self._suppressed: set[str] = set()    # episode ids held back during VF
 
     # ----------------------------------------------------------------- input
@@ -167,7 +177,8 @@ class DevicePipeline:
         assert seg is not None
         peaks, windows, inputs = seg.push(chunk.samples)
         self._end = seg.end
-        return out + self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs)
+        return out + self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs,
+                                                  clean=seg.clean)
 
     def gap(self, start: float, end: float, detail: str = "") -> PipelineResult:
         """The stream broke between device times ``start`` and ``end``."""
@@ -197,7 +208,8 @@ class DevicePipeline:
                              "settings while it streams, not its signal chain.")
         self.config = config
         self._tracker.reconfigure(config)
-        for manager in (self._alarms, self._ectopy_alarms, self._af_alarms, self._vf_alarms):
+        for manager in (self._alarms, self._ectopy_alarms, self._af_alarms, self._vf_alarms,
+                        self._wct_alarms):
             manager.reconfigure(config)
         self._af.reconfigure(config.af)
 
@@ -216,6 +228,7 @@ class DevicePipeline:
         out = list(self._alarms.push(self._tracker.gap(offset), offset))
         out += self._ectopy_alarms.push(self._ectopy.gap(offset), offset)
         out += self._af_alarms.push(self._af.gap(offset), offset)
+        out += self._wct_alarms.push(self._wct.restart(offset), offset)
         if self._resume_gap is not None:
             start, _, detail = self._resume_gap
             # Samples flow again: the gap alarm may clear after clear_after_s.
@@ -234,7 +247,8 @@ class DevicePipeline:
 
     # -------------------------------------------------------------- decisions
     def _decide(self, peaks: list[int], windows: list[QualityWindow], horizon: int,
-                inputs: list[BeatInput], final: bool = False) -> PipelineResult:
+                inputs: list[BeatInput], final: bool = False,
+                clean: np.ndarray | None = None) -> PipelineResult:
         beats = []
         for p in peaks:
             rr = None if self._last_beat is None else (p - self._last_beat) / self.fs
@@ -247,6 +261,8 @@ class DevicePipeline:
         transitions = self._alarms.push(obs, self._tracker.frontier)
         transitions += self._af_alarms.push(self._af.push(beats, windows, final),
                                             self._af.frontier)
+        wct = self._wct.push(np.zeros(0) if clean is None else clean, beats, windows, final)
+        transitions += self._wct_alarms.push(wct, self._wct.frontier)
         self._windows.extend(windows)
         labelled = self._classify(beats, inputs, final)
         transitions += self._rhythms(labelled)
@@ -275,17 +291,38 @@ class DevicePipeline:
         return PipelineResult(transitions=tuple(self._vf_alarms.push(obs, frontier)))
 
     def _suppress(self, transitions: list[AlarmTransition]) -> tuple[AlarmTransition, ...]:
-        """While VF is on, rate and ectopy-pattern alarms it explains are not raised
-        (their whole episode is held back), so the fibrillation alarm stands alone."""
+        """Alarms another open alarm explains are not raised (their whole episode
+        is held back): during VF the rate and pattern alarms its waves cause;
+        during VT extreme tachycardia; and VT from labels and from QRS width are
+        one alarm, whichever came first (docs/alarms.md)."""
         out = []
         for t in transitions:
             if t.episode_id in self._suppressed:
                 continue
-            if self._vf_active and t.action is Action.RAISED and t.condition in _VF_EXPLAINS:
+            if t.action is Action.RAISED and (
+                    (self._vf_active and t.condition in _VF_EXPLAINS)
+                    or self._one_vt_alarm_is_on(t.condition)
+                    or (t.condition is Condition.EXTREME_TACHYCARDIA and self._vt_on())):
                 self._suppressed.add(t.episode_id)
                 continue
             out.append(t)
         return tuple(out)
+
+    def _vt_on(self) -> bool:
+        """A ventricular tachycardia alarm (from labels or width) is open and shown."""
+        return any(a.episode_id not in self._suppressed and a.condition in _VT
+                   for a in self._ectopy_alarms.active() + self._wct_alarms.active())
+
+    def _one_vt_alarm_is_on(self, cond: Condition) -> bool:
+        """VT from labels and wide-complex tachycardia are two views of one run:
+        whichever is raised first stands alone."""
+        if cond is Condition.WIDE_COMPLEX_TACHYCARDIA:
+            return any(a.condition is Condition.VENTRICULAR_TACHYCARDIA and
+                       a.episode_id not in self._suppressed
+                       for a in self._ectopy_alarms.active())
+        if cond is Condition.VENTRICULAR_TACHYCARDIA:
+            return any(a.episode_id not in self._suppressed for a in self._wct_alarms.active())
+        return False
 
     def _classify(self, beats: list[Beat], inputs: list[BeatInput],
                   final: bool = False) -> tuple[Beat, ...]:
@@ -333,7 +370,7 @@ class DevicePipeline:
         if not labelled:
             return ()
         obs = self._ectopy.push(labelled)
-        return tuple(self._ectopy_alarms.push(obs, self._ectopy.frontier))
+        return self._suppress(self._ectopy_alarms.push(obs, self._ectopy.frontier))
 
     def _usable_at(self, index: int) -> bool:
         for w in reversed(self._windows):
@@ -365,8 +402,9 @@ class DevicePipeline:
             rhythm=self._rhythm(),
             quality=self._quality,
             active_alarms=tuple(sorted(
-                self._alarms.active() + self._ectopy_alarms.active() + self._af_alarms.active()
-                + self._vf_alarms.active(),
+                (a for a in self._alarms.active() + self._ectopy_alarms.active()
+                 + self._af_alarms.active() + self._vf_alarms.active() + self._wct_alarms.active()
+                 if a.episode_id not in self._suppressed),
                 key=lambda a: _PRIORITY_RANK[a.condition.priority])),
             af_burden=self._af.burden,
             **(self._ectopy.per_hour(self._time(self._end)) if self.classifier else {}),

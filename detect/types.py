@@ -140,6 +140,7 @@ class Condition(str, enum.Enum):
     TRIGEMINY = "ventricular_trigeminy"
     ATRIAL_FIBRILLATION = "atrial_fibrillation"
     VENTRICULAR_FIBRILLATION = "ventricular_fibrillation"
+    WIDE_COMPLEX_TACHYCARDIA = "wide_complex_tachycardia"
 
     @property
     def kind(self) -> Kind:
@@ -153,7 +154,8 @@ class Condition(str, enum.Enum):
 _PHYS = {Condition.ASYSTOLE, Condition.EXTREME_BRADYCARDIA,
          Condition.EXTREME_TACHYCARDIA, Condition.PAUSE, Condition.VENTRICULAR_TACHYCARDIA,
          Condition.SUSTAINED_VT, Condition.VENTRICULAR_COUPLET, Condition.BIGEMINY,
-         Condition.TRIGEMINY, Condition.ATRIAL_FIBRILLATION, Condition.VENTRICULAR_FIBRILLATION}
+         Condition.TRIGEMINY, Condition.ATRIAL_FIBRILLATION, Condition.VENTRICULAR_FIBRILLATION,
+         Condition.WIDE_COMPLEX_TACHYCARDIA}
 _KIND = {c: (Kind.PHYSIOLOGICAL if c in _PHYS else Kind.TECHNICAL) for c in Condition}
 _PRIORITY = {
     Condition.ASYSTOLE: Priority.HIGH,
@@ -171,6 +173,7 @@ _PRIORITY = {
     Condition.TRIGEMINY: Priority.LOW,
     Condition.ATRIAL_FIBRILLATION: Priority.MEDIUM,
     Condition.VENTRICULAR_FIBRILLATION: Priority.HIGH,
+    Condition.WIDE_COMPLEX_TACHYCARDIA: Priority.HIGH,
 }
 
 

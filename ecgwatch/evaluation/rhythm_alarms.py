@@ -37,12 +37,17 @@ from .records import read_signal
 from .replay import replay
 
 FS_INTERNAL = 250.0
+VT_ALARMS = frozenset({Condition.VENTRICULAR_TACHYCARDIA, Condition.WIDE_COMPLEX_TACHYCARDIA})
 CONDITIONS = {
-    "AF": (Condition.ATRIAL_FIBRILLATION, frozenset({"(AFIB"}), 30.0),
-    "VT": (Condition.VENTRICULAR_TACHYCARDIA, frozenset({"(VT"}), 0.0),
-    "VF": (Condition.VENTRICULAR_FIBRILLATION, frozenset({"(VFL", "(VF"}), 0.0),
+    "AF": (frozenset({Condition.ATRIAL_FIBRILLATION}), frozenset({"(AFIB"}), 30.0),
+    # VT is alarmed from beat labels (ventricular_tachycardia) or from QRS width
+    # (wide_complex_tachycardia): scored together, and each alone.
+    "VT": (VT_ALARMS, frozenset({"(VT"}), 0.0),
+    "VT (labels)": (frozenset({Condition.VENTRICULAR_TACHYCARDIA}), frozenset({"(VT"}), 0.0),
+    "VT (width)": (frozenset({Condition.WIDE_COMPLEX_TACHYCARDIA}), frozenset({"(VT"}), 0.0),
+    "VF": (frozenset({Condition.VENTRICULAR_FIBRILLATION}), frozenset({"(VFL", "(VF"}), 0.0),
 }
-LETHAL = ("VT", "VF")
+LETHAL = ("VT", "VT (labels)", "VT (width)", "VF")
 Span = tuple[float, float]          # seconds of record time
 
 
@@ -91,12 +96,14 @@ class ConditionScore:
 
 
 def alarm_episodes(transitions: tuple[AlarmTransition, ...] | list[AlarmTransition],
-                   condition: Condition, end: float) -> list[AlarmEpisode]:
-    """RAISED ... CLEARED pairs of one condition, by episode id."""
+                   conditions: Condition | frozenset[Condition], end: float
+                   ) -> list[AlarmEpisode]:
+    """RAISED ... CLEARED pairs of one condition (or any of a set), by episode id."""
+    wanted = conditions if isinstance(conditions, frozenset) else frozenset({conditions})
     open_: dict[str, AlarmTransition] = {}
     out = []
     for t in transitions:
-        if t.condition is not condition:
+        if t.condition not in wanted:
             continue
         if t.action is Action.RAISED:
             open_[t.episode_id] = t
@@ -151,7 +158,7 @@ def score_record(path: Path, classifier=None) -> dict[str, ConditionScore]:
     unusable = unusable_spans(rep.quality)
     out = {}
     for name, (cond, _, min_s) in CONDITIONS.items():
-        other = refs["VF" if name == "VT" else "VT"] if name in LETHAL else []
+        other = refs["VT" if name == "VF" else "VF"] if name in LETHAL else []
         out[name] = score_condition(refs[name], alarm_episodes(rep.transitions, cond, end),
                                     hours, min_s, other, unusable)
     return out
@@ -244,8 +251,8 @@ def render_markdown(summary: dict) -> str:
                 f"{_num(lat['median'])} / {_num(lat['p90'])} | {d['false_alarms']} | "
                 f"{'-' if fph is None else f'{fph:.3f}'} | {d['false_in_unusable_signal']} |")
     lines += ["", "Per record (records with AF or ventricular runs, or with a false alarm):", "",
-              "| record | AF ref / det / false | VT ref / det / false | VF ref / det / false |",
-              "|---|---|---|---|"]
+              "| record | " + " | ".join(f"{n} ref / det / false" for n in CONDITIONS) + " |",
+              "|---" * (len(CONDITIONS) + 1) + "|"]
     for rec, conds in summary["records"].items():
         cells = [f"{d['reference_episodes']} / {d['detected']} / {d['false_alarms']}"
                  for d in conds.values()]
