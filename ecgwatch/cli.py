@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="embedded broker + service + simulated fleet, "
                                        "printing alerts as they happen", allow_abbrev=False)
     demo.add_argument("--duration", type=float, default=60.0, metavar="S")
-    demo.add_argument("--devices", type=int, default=6)
+    demo.add_argument("--devices", type=int, default=7)
     demo.add_argument("--speed", type=float, default=1.0,
                       help="simulated seconds per wall-clock second")
     demo.add_argument("--format", choices=["json", "binary"], default="json",

@@ -86,7 +86,7 @@ class AlertPrinter:
             print(format_alert(alert, msg.received_at), file=self.out, flush=True)
 
 
-def run_demo(duration: float = 60.0, devices: int = 6, speed: float = 1.0, fmt: str = "json",
+def run_demo(duration: float = 60.0, devices: int = 7, speed: float = 1.0, fmt: str = "json",
              stop_event: threading.Event | None = None,
              out: TextIO = sys.stdout) -> dict[str, Any]:
     """Run the demo for ``duration`` wall seconds; return the service counters."""

@@ -60,8 +60,10 @@ def demo_scenarios() -> list[Scenario]:
                                                                  fraction=0.15),
                                      Event("noise", 20.0, 12.0, snr_db=-15.0),
                                      Event("lead_off", 36.0, 8.0)), seed=6),
-        Scenario("bed-7-pvc", 75, (Event("ectopic", 0.0, 600.0, pattern="bigeminy"),), seed=7),
-        Scenario("bed-8-saturation", 70, (Event("saturation", 25.0, 8.0),), seed=8),
+        # AF from 6 s: raised once 30 s of it are sure (about 45 s into the demo).
+        Scenario("bed-7-af", 78, (Event("af", 6.0, 50.0),), seed=9),
+        Scenario("bed-8-pvc", 75, (Event("ectopic", 0.0, 600.0, pattern="bigeminy"),), seed=7),
+        Scenario("bed-9-saturation", 70, (Event("saturation", 25.0, 8.0),), seed=8),
     ]
 
 
