@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="give up if the broker has not accepted us within this time")
     serve.add_argument("--duration", type=float, metavar="S",
                        help="stop after this many seconds (default: run until SIGINT/SIGTERM)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="N service processes, devices partitioned by a stable hash of "
+                            "their id (default 1); status and metrics per worker on "
+                            "ecgwatch/v1/status/{client-id}-{i}")
     _log_flag(serve)
     serve.set_defaults(handler=_serve)
 
@@ -160,6 +164,12 @@ def _serve(args: argparse.Namespace) -> int:
                                connect_timeout_s=args.connect_timeout,
                                detector=_detector_config(args.config),
                                beat_model=args.beat_model)
+        if args.workers != 1:
+            if args.workers < 1:
+                raise ConfigError(f"--workers {args.workers} must be at least 1.")
+            from ecgwatch.workers import run_workers
+            return run_workers(config, args.workers, args.log_level,
+                               lambda stop: _stopping_on_signals(stop, args.duration))
         stop = threading.Event()
         with _stopping_on_signals(stop, args.duration):
             Service(config).run(stop)

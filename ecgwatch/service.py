@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,8 +66,15 @@ class ServiceConfig:
     # ONNX beat model: None = no beat labels (the rate and technical alarms
     # run regardless); "default" = the model shipped in models/; else a path.
     beat_model: str | None = None
+    # (index, count): this process serves the devices whose stable hash falls
+    # in its slot (ecgwatch serve --workers count); (0, 1) serves every device.
+    partition: tuple[int, int] = (0, 1)
 
     def __post_init__(self) -> None:
+        index, count = self.partition
+        if not (isinstance(count, int) and isinstance(index, int) and 0 <= index < count):
+            raise ConfigError(f"Service partition {self.partition!r} must be (index, count) "
+                              "with 0 <= index < count.")
         if not isinstance(self.broker, BrokerURL):
             raise ConfigError(f"Service broker {self.broker!r} must be a BrokerURL.")
         if not self.client_id:
@@ -98,6 +106,11 @@ class Service:
         self.config = config
         self.clock = clock
         self.counters = Counters()
+        # One service publishes its status and metrics on the shared topics;
+        # the workers of a partitioned service each on their own sub-topic.
+        shared = config.partition[1] == 1
+        self._status_topic = STATUS_TOPIC if shared else f"{STATUS_TOPIC}/{config.client_id}"
+        self._metrics_topic = METRICS_TOPIC if shared else f"{METRICS_TOPIC}/{config.client_id}"
         self.monitors: dict[str, DeviceMonitor] = {}
         self.device_configs: dict[str, DetectorConfig] = {}   # from ecg/v1/{id}/config
         # One model session per process, loaded now so a bad file fails at
@@ -110,7 +123,7 @@ class Service:
         self.edge = MqttEdge(
             config.broker, config.client_id, tls=config.tls, credentials=config.credentials,
             protocol=config.protocol,
-            will=Will(STATUS_TOPIC, self._status("offline", "connection lost"), 1, True),
+            will=Will(self._status_topic, self._status("offline", "connection lost"), 1, True),
             inbox_size=config.inbox_size,
             subscriptions=[(SAMPLES_SUBSCRIPTION, 1), (CONFIG_SUBSCRIPTION, 1)],
             on_connect=self._announce_online, clock=clock)
@@ -143,7 +156,7 @@ class Service:
             return
         try:
             self._publish_metrics(self.clock())
-            info = self.edge.publish(STATUS_TOPIC, self._status("offline", "stopped"),
+            info = self.edge.publish(self._status_topic, self._status("offline", "stopped"),
                                      qos=1, retain=True)
             info.wait_for_publish(timeout=5.0)
         except (BrokerError, RuntimeError, ValueError) as e:
@@ -202,11 +215,21 @@ class Service:
 
     def handle(self, msg: Received, now: float) -> None:
         """Decode one samples message and feed it to its device's monitor."""
-        self.counters.count_in()
         device_id: str | None = None
         seq: int | None = None
+        index, count = self.config.partition
         try:
             device_id, leaf = parse_device_topic(msg.topic)
+        except InputError as e:
+            # A topic with no valid device belongs to no worker: worker 0 rejects it.
+            if index == 0:
+                self.counters.count_in()
+                self._reject(msg.topic, e.reason, str(e), e.device_id, None)
+            return
+        if count > 1 and partition_of(device_id, count) != index:
+            return                       # another worker's device: not even decoded
+        self.counters.count_in()
+        try:
             if leaf == "config":
                 self._configure(device_id, msg.payload)
                 return
@@ -337,17 +360,27 @@ class Service:
         uptime = now - self._started_at if self._started_at is not None else 0.0
         payload = self.counters.to_json(devices=len(self.monitors), service=self.config.client_id,
                                         uptime_s=round(uptime, 1))
-        self.edge.publish(METRICS_TOPIC, payload, qos=1, retain=True)
+        self.edge.publish(self._metrics_topic, payload, qos=1, retain=True)
 
     def _status(self, state: str, reason: str) -> bytes:
+        index, count = self.config.partition
         return _json({"v": 1, "state": state, "reason": reason, "service": self.config.client_id,
-                      "version": __version__, "detector_version": DETECTOR_VERSION})
+                      "version": __version__, "detector_version": DETECTOR_VERSION,
+                      "partition": [index, count]})
 
     def _announce_online(self) -> None:
         # Runs on paho's thread after every (re)connect: after a network drop the
         # broker has published the Will (offline), so "online" must be re-sent.
-        self.edge.publish(STATUS_TOPIC, self._status("online", "connected"), qos=1, retain=True)
+        self.edge.publish(self._status_topic, self._status("online", "connected"), qos=1,
+                          retain=True)
         log.info("service %s online", self.config.client_id)
+
+
+def partition_of(device_id: str, count: int) -> int:
+    """The worker (0..count-1) that serves ``device_id``: a stable hash (CRC-32 of
+    the id), the same in every process and every run, so a device's state never
+    moves between workers while their number is unchanged."""
+    return zlib.crc32(device_id.encode()) % count
 
 
 def _json(obj: dict[str, Any]) -> bytes:
