@@ -28,6 +28,7 @@ class Counters:
         self.alerts_by_condition: Counter[str] = Counter()  # raised episodes per condition
         self.inbox_overflow = 0       # copied from the MQTT edge, which owns the count
         self.configs_applied = 0      # per-device config documents accepted
+        self.overload_episodes = 0    # times the inbox ran full or dropped messages
 
     def count_in(self) -> None:
         with self._lock:
@@ -55,6 +56,10 @@ class Counters:
             if transition.action is Action.RAISED:
                 self.alerts_by_condition[transition.condition.value] += 1
 
+    def count_overload(self) -> None:
+        with self._lock:
+            self.overload_episodes += 1
+
     def count_config(self) -> None:
         with self._lock:
             self.configs_applied += 1
@@ -79,6 +84,7 @@ class Counters:
                 "alerts_raised_by_condition": dict(sorted(self.alerts_by_condition.items())),
                 "inbox_overflow": self.inbox_overflow,
                 "configs_applied": self.configs_applied,
+                "overload_episodes": self.overload_episodes,
             }
         snap.update(extra)
         return snap

@@ -41,6 +41,9 @@ from .metrics import Counters
 
 log = logging.getLogger(__name__)
 MAX_CONFIG_BYTES = 16 * 1024        # a device config document is a few hundred bytes
+OVERLOAD_FILL = 0.8                 # inbox share that counts as overloaded ...
+RECOVER_FILL = 0.2                  # ... and the share it must drain below, with
+RECOVER_S = 10.0                    # no dropped message for this long, to recover
 
 # Echoing a hostile topic back whole in a reject would amplify it.
 _MAX_ECHOED_TOPIC = 200
@@ -106,6 +109,10 @@ class Service:
         self.config = config
         self.clock = clock
         self.counters = Counters()
+        # Back-pressure: the inbox is bounded; running full is reported, not silent.
+        self._overloaded = False
+        self._dropped_seen = 0
+        self._last_drop_at = 0.0
         # One service publishes its status and metrics on the shared topics;
         # the workers of a partitioned service each on their own sub-topic.
         shared = config.partition[1] == 1
@@ -198,8 +205,39 @@ class Service:
             self.handle(msg, now)
             handled += 1
         self._label_beats(now)
+        self._check_load(now)
         self._periodic(now)
         return handled
+
+    def _check_load(self, now: float) -> None:
+        """Say so when input outruns the service, and again when it has caught up.
+
+        Overloaded: the inbox dropped messages (paho had accepted them) or is
+        past ``OVERLOAD_FILL`` of its capacity. Recovered: no drop for
+        ``RECOVER_S`` and the inbox below ``RECOVER_FILL``. Both are published
+        on the status topic (retained) with the figures, logged, and counted.
+        """
+        inbox = self.edge.inbox
+        depth, capacity, dropped = inbox.qsize(), inbox.maxsize, self.edge.overflow
+        new_drops = dropped - self._dropped_seen
+        self._dropped_seen = dropped
+        if new_drops > 0:
+            self._last_drop_at = now
+        if not self._overloaded and (new_drops > 0 or depth >= OVERLOAD_FILL * capacity):
+            self._overloaded = True
+            self.counters.count_overload()
+            reason = (f"overloaded: inbox {depth}/{capacity}, {dropped} messages dropped "
+                      "so far")
+            log.warning("service %s %s", self.config.client_id, reason)
+            self._publish_status("online", reason)
+            self._publish_metrics(now)
+        elif (self._overloaded and depth <= RECOVER_FILL * capacity
+              and now - self._last_drop_at >= RECOVER_S):
+            self._overloaded = False
+            reason = f"recovered: inbox {depth}/{capacity}, {dropped} messages dropped so far"
+            log.warning("service %s %s", self.config.client_id, reason)
+            self._publish_status("online", reason)
+            self._publish_metrics(now)
 
     def _label_beats(self, now: float) -> None:
         """One model call for the beats every device submitted since the last step."""
@@ -359,14 +397,19 @@ class Service:
         self.counters.set_overflow(self.edge.overflow)
         uptime = now - self._started_at if self._started_at is not None else 0.0
         payload = self.counters.to_json(devices=len(self.monitors), service=self.config.client_id,
-                                        uptime_s=round(uptime, 1))
+                                        uptime_s=round(uptime, 1), overloaded=self._overloaded,
+                                        inbox_depth=self.edge.inbox.qsize(),
+                                        inbox_capacity=self.edge.inbox.maxsize)
         self.edge.publish(self._metrics_topic, payload, qos=1, retain=True)
 
     def _status(self, state: str, reason: str) -> bytes:
         index, count = self.config.partition
         return _json({"v": 1, "state": state, "reason": reason, "service": self.config.client_id,
                       "version": __version__, "detector_version": DETECTOR_VERSION,
-                      "partition": [index, count]})
+                      "partition": [index, count], "overloaded": self._overloaded})
+
+    def _publish_status(self, state: str, reason: str) -> None:
+        self.edge.publish(self._status_topic, self._status(state, reason), qos=1, retain=True)
 
     def _announce_online(self) -> None:
         # Runs on paho's thread after every (re)connect: after a network drop the

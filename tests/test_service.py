@@ -208,3 +208,34 @@ def test_metrics_are_retained_and_published_each_interval(
     late = mqtt_collector(broker.url, [METRICS_TOPIC])
     retained = late.wait_for(lambda ms: len(ms) >= 1)[0]   # amqtt may send it twice
     assert retained.retain and retained.json() == metrics
+
+
+def test_an_overflowing_inbox_is_reported_counted_and_recovery_is_announced(
+        broker, mqtt_collector, mqtt_publisher) -> None:
+    from ecgwatch.service import RECOVER_S
+    clock = FakeClock()
+    config = _config(broker.url, broker.kind, inbox_size=10)
+    watch = mqtt_collector(broker.url, [STATUS_TOPIC])
+    service = Service(config, clock=clock)
+    service.start()                     # connected, but this test runs the loop by hand
+    try:
+        dev, pub = _dev(), mqtt_publisher(broker.url)
+        for seq in range(30):           # 3x what the inbox holds, none handled yet
+            pub.send(samples_topic(dev), encode_binary(_chunk(dev, seq)))
+        wait_until(lambda: service.edge.overflow >= 20)
+        service.step(clock())
+        mine = _from(config.client_id)
+        watch.wait_for(lambda ms: any(s["overloaded"] for s in mine(ms)))
+        said = [s for s in mine(watch.messages) if s["overloaded"]][0]
+        assert said["state"] == "online" and "20 messages dropped" in said["reason"]
+        snap = service.counters.snapshot()
+        assert snap["overload_episodes"] == 1 and snap["inbox_overflow"] == 20
+        # The 10 queued chunks are served; after RECOVER_S without drops: recovered.
+        service.step(clock.advance(1.0))
+        assert service.counters.snapshot()["chunks_processed"] == 10
+        service.step(clock.advance(RECOVER_S))
+        watch.wait_for(lambda ms: "recovered" in mine(ms)[-1]["reason"])
+        assert mine(watch.messages)[-1]["overloaded"] is False
+        assert service.counters.snapshot()["overload_episodes"] == 1
+    finally:
+        service.stop()
