@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -169,24 +170,53 @@ class EmbeddedBroker(_BrokerBase):
         self._started.clear()
 
 
+@dataclass(frozen=True, slots=True)
+class SecureListener:
+    """TLS with a server certificate, password authentication and an ACL file."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+    password_file: str
+    acl_file: str | None = None
+    require_client_certificate: bool = False
+
+    def conf_lines(self) -> list[str]:
+        lines = [f"cafile {self.ca_file}", f"certfile {self.cert_file}",
+                 f"keyfile {self.key_file}",
+                 f"require_certificate {str(self.require_client_certificate).lower()}",
+                 "allow_anonymous false", f"password_file {self.password_file}"]
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
+        return lines
+
+
 class MosquittoBroker(_BrokerBase):
     """A mosquitto child process on 127.0.0.1 with a generated configuration."""
 
     kind = "mosquitto"
 
     def __init__(self, port: int = 0, extra_conf: str = "", *,
-                 binary: str | None = None) -> None:
+                 binary: str | None = None, secure: SecureListener | None = None) -> None:
         super().__init__(LOCALHOST, port)
         self.extra_conf = extra_conf
+        self.secure = secure
         self.binary = binary or find_mosquitto()
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._log_path: Path | None = None
 
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.secure else 'mqtt'}://{self.host}:{self.port}"
+
     def _conf_text(self) -> str:
-        lines = [
-            f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+        lines = [f"listener {self.port} {self.host}"]
+        if self.secure is None:
+            lines.append("allow_anonymous true")
+        else:
+            lines += self.secure.conf_lines()
+        lines += [
             # The default (1000) drops QoS 1 messages for a slow subscriber in
             # bursty tests; ecgwatch relies on QoS 1 not being dropped.
             "max_queued_messages 100000",
