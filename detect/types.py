@@ -22,6 +22,7 @@ FloatArray = npt.NDArray[np.float64]
 
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MIN_FS, MAX_FS = 100.0, 1000.0
+MAX_ABS_T0_S = 1e10          # device times beyond +-317 years are no clock's
 MIN_CHUNK_S, MAX_CHUNK_S = 0.1, 10.0
 
 
@@ -55,9 +56,11 @@ class Chunk:
         if not isinstance(self.seq, int) or isinstance(self.seq, bool) or self.seq < 0:
             raise ChunkError(f"{where} has seq {self.seq!r}; it must be a non-negative integer.",
                              device_id=dev, reason="bad_seq")
-        if not isinstance(self.t0, (int, float)) or not math.isfinite(self.t0):
+        if (not isinstance(self.t0, (int, float)) or not math.isfinite(self.t0)
+                or abs(self.t0) > MAX_ABS_T0_S):
             raise ChunkError(f"{where} has start time t0={self.t0!r}; it must be a finite number "
-                             "of seconds.", device_id=dev, seq=self.seq, reason="bad_time")
+                             f"of seconds within +-{MAX_ABS_T0_S:.0e} (device clock, e.g. Unix "
+                             "time).", device_id=dev, seq=self.seq, reason="bad_time")
         if (not isinstance(self.fs, (int, float)) or not math.isfinite(self.fs)
                 or not MIN_FS <= self.fs <= MAX_FS):
             raise ChunkError(f"{where} has sampling rate fs={self.fs!r} Hz; ecgwatch accepts "

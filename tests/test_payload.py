@@ -359,3 +359,13 @@ def test_the_worked_examples_in_the_protocol_doc_are_true():
     (dump,) = re.findall(r"```\n(0000 .*?)```", doc, re.S)
     data = bytes.fromhex("".join(line[6:] for line in dump.splitlines()))
     assert data == encode_binary(Chunk(DEV, 42, 1700000000.5, 250.0, np.array(expected), "II"))
+
+
+@pytest.mark.parametrize("t0", [1.7e308, -1e11, 1e10 + 1.0])
+def test_a_start_time_no_clock_can_have_is_rejected(t0):
+    # Found by the fuzzer: t0 = 1.7e308 passed decoding and overflowed the
+    # pipeline's sample index (a crash, counted as an internal error).
+    doc = samples_doc(t0=t0)
+    with pytest.raises(InputError) as err:
+        decode_samples("dev-1", json.dumps(doc).encode())
+    assert err.value.reason == "bad_time" and "dev-1" in str(err.value)
