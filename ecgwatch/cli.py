@@ -28,7 +28,7 @@ log = logging.getLogger("ecgwatch")
 # Subcommands whose flags belong to other modules: everything after the name
 # is passed to ``<module>.main(argv)`` unparsed.
 _DELEGATED = {"simulate": "ecgwatch.simulate", "analyze": "ecgwatch.analyze",
-              "eval": "ecgwatch.eval_cmd"}
+              "eval": "ecgwatch.eval_cmd", "bench": "ecgwatch.bench"}
 
 
 def build_parser() -> argparse.ArgumentParser:
