@@ -10,11 +10,14 @@ ACL of docs/security.md (deploy/mosquitto-acl.conf), then checks that:
   another device never reaches the service (that device's own chunk does);
 * a consumer can read alerts and state but cannot publish samples;
 * a wrong password or an unverifiable broker certificate is refused with a
-  sentence that names the broker and never shows the password.
+  sentence that names the broker and never shows the password;
+* with ``require_certificate``, the service connects only with its client
+  certificate (mutual TLS).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import uuid
@@ -66,6 +69,12 @@ def pki(tmp_path_factory) -> Path:
     for name in ("server.key", "ca.crt", "server.crt"):
         (d / name).chmod(0o644)          # mosquitto may read them as another user
     d.chmod(0o755)
+    # A client certificate for the service (mutual TLS).
+    _run("openssl", "req", *ec, "-keyout", "client.key", "-out", "client.csr",
+         "-subj", "/CN=ecgwatch", cwd=d)
+    (d / "client.ext").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    _run("openssl", "x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "client.crt", "-days", "2", "-extfile", "client.ext", cwd=d)
     first = True
     for user, password in USERS.items():
         _run("mosquitto_passwd", "-b", *(["-c"] if first else []), "passwords", user, password,
@@ -138,6 +147,27 @@ def test_the_service_works_over_tls_with_a_password_and_devices_stay_in_their_la
         for c in (nurse, dev_a, dev_b):
             c.loop_stop()
             c.disconnect()
+
+
+def test_mutual_tls_needs_the_client_certificate(pki, tmp_path) -> None:
+    broker = MosquittoBroker(secure=SecureListener(
+        str(pki / "ca.crt"), str(pki / "server.crt"), str(pki / "server.key"),
+        str(pki / "passwords"), str(ACL), require_client_certificate=True)).start()
+    try:
+        config = _service_config(broker, pki, tmp_path)
+        with pytest.raises(BrokerError, match="127.0.0.1"):
+            Service(config).start()              # no client certificate: refused
+        with_cert = dataclasses.replace(config, tls=TlsOptions(
+            ca_file=str(pki / "ca.crt"), cert_file=str(pki / "client.crt"),
+            key_file=str(pki / "client.key")))
+        service = Service(with_cert)
+        service.start()
+        try:
+            assert service.edge.connected.is_set()
+        finally:
+            service.stop()
+    finally:
+        broker.stop()
 
 
 def test_a_wrong_password_is_refused_without_showing_it(secure_broker, pki, tmp_path,
