@@ -24,7 +24,7 @@ from .progress import Progress
 
 
 def run(data: Path, out: Path, jobs: int = 2) -> list[Path]:
-    from . import af, rhythm_alarms
+    from . import af, af_report, rhythm_alarms
     from .cinc2017 import StripRules, features_of_all, read_reference
     from .cinc2017_report import write_report
     from .records import list_records
@@ -34,8 +34,8 @@ def run(data: Path, out: Path, jobs: int = 2) -> list[Path]:
 
     print("AF detector on AFDB / NSRDB beat times ...", file=sys.stderr)
     res = af.evaluate(data)
-    sections.append(af.render_markdown(res))
-    doc["af_rr"] = af._json_safe(res.to_dict())
+    sections.append(af_report.render_markdown(res))
+    doc["af_rr"] = af_report.json_safe(res.to_dict())
 
     names = list_records(data / "mitdb")
     progress = Progress(len(names) + 12, sys.stderr)
