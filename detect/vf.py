@@ -52,10 +52,12 @@ chunking of the stream gives the same events.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import ConfigError
 from .types import FloatArray
@@ -172,12 +174,49 @@ class VfEvent:
                              f"{self.at}, before it happened.")
 
 
+@functools.lru_cache(maxsize=8)
+def _window_constants(n: int, fs: float) -> tuple[FloatArray, FloatArray, int, FloatArray,
+                                                  npt.NDArray[np.bool_]]:
+    """Taper, Hamming window, FFT size, frequency grid and search band for ``n`` samples:
+    the same for every window of a stream, so computed once (they were most of the cost)."""
+    ramp = min(int(round(0.25 * fs)), n // 4)
+    taper = np.ones(n)
+    if ramp > 0:
+        r = 0.5 * (1 - np.cos(np.pi * np.arange(ramp) / ramp))
+        taper[:ramp], taper[n - ramp:] = r, r[::-1]
+    nfft = max(2048, 1 << (n - 1).bit_length())
+    f = np.fft.rfftfreq(nfft, 1.0 / fs)
+    for arr in (taper, f):
+        arr.setflags(write=False)
+    search = (f >= 0.5) & (f <= 9.0)
+    search.setflags(write=False)
+    hamming = np.hamming(n)
+    hamming.setflags(write=False)
+    return taper, hamming, nfft, f, search
+
+
+def _percentiles_5_95(x: FloatArray) -> tuple[float, float]:
+    """np.percentile(x, (5, 95)) (linear interpolation) by partial sorting."""
+    n = x.size
+    pos = [(n - 1) * 0.05, (n - 1) * 0.95]
+    ks = sorted({int(math.floor(p)) for p in pos} | {min(int(math.floor(p)) + 1, n - 1)
+                                                    for p in pos})
+    part = np.partition(x, ks)
+    out = []
+    for p in pos:
+        lo = int(math.floor(p))
+        hi = min(lo + 1, n - 1)
+        out.append(float(part[lo] + (part[hi] - part[lo]) * (p - lo)))
+    return out[0], out[1]
+
+
 def vf_features(x: FloatArray, fs: float) -> VfFeatures:
     """The four feature groups of one window of cleaned signal (any length >= 1 s)."""
     x = np.asarray(x, dtype=np.float64)
     x = x - x.mean()
     n = x.size
-    lo_p, hi_p = np.percentile(x, (5.0, 95.0))
+    taper, hamming, nfft, f, search = _window_constants(n, float(fs))
+    lo_p, hi_p = _percentiles_5_95(x)
     amplitude = float(hi_p - lo_p)
     ax = np.abs(x)
     # VF-filter leakage (Kuo & Dillman 1978): half-period from the mean |x| / mean |dx|.
@@ -190,19 +229,11 @@ def vf_features(x: FloatArray, fs: float) -> VfFeatures:
         leakage = 1.0
     # TCSC (Arafat 2011): cosine-tapered ends so a wave cut by the window edge
     # does not count, then the share of samples above 0.2 of the peak.
-    ramp = min(int(round(0.25 * fs)), n // 4)
-    taper = np.ones(n)
-    if ramp > 0:
-        r = 0.5 * (1 - np.cos(np.pi * np.arange(ramp) / ramp))
-        taper[:ramp], taper[n - ramp:] = r, r[::-1]
     tx = np.abs(x * taper)
     peak = float(tx.max())
     tcsc = 100.0 * float(np.count_nonzero(tx > 0.2 * peak)) / n if peak > 0 else 0.0
     # Spectral shape (Barro 1989). Zero padding to 8 s gives 0.125 Hz bins.
-    nfft = max(2048, 1 << (n - 1).bit_length())
-    a = np.abs(np.fft.rfft(x * np.hamming(n), nfft))
-    f = np.fft.rfftfreq(nfft, 1.0 / fs)
-    search = (f >= 0.5) & (f <= 9.0)
+    a = np.abs(np.fft.rfft(x * hamming, nfft))
     if not search.any() or a[search].max() <= 0:
         return VfFeatures(leakage, tcsc, 0.0, math.inf, 0.0, amplitude)
     k = int(np.flatnonzero(search)[np.argmax(a[search])])

@@ -131,8 +131,8 @@ class WideComplexTracker:
             return self._end(b.index) if self._active else self._reset()
         width = self._width(b.index)
         rr = None if prev is None else b.index - prev
-        usual = float(np.median(self._baseline)) if len(self._baseline) >= 8 else WIDE_MS / RATIO
-        wide = width is not None and width >= max(WIDE_MS, RATIO * usual)
+        # The usual width matters only for a beat past the absolute limit (most are not).
+        wide = width is not None and width >= WIDE_MS and width >= RATIO * self._usual()
         if width is not None and rr is not None and rr >= 0.6 * self.fs:
             self._baseline.append(width)
         if wide and rr is not None and rr < self._fast:
@@ -141,6 +141,12 @@ class WideComplexTracker:
                 return [self._start(b)]
             return []
         return self._end(b.index) if self._active else self._reset()
+
+    def _usual(self) -> float:
+        """The patient's usual width: median over recent beats below 100 bpm."""
+        if len(self._baseline) < 8:
+            return WIDE_MS / RATIO
+        return float(np.median(self._baseline))
 
     def _width(self, index: int) -> float | None:
         a = index - self._half - self._buf_start
