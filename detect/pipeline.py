@@ -31,7 +31,7 @@ from .conditions import ConditionTracker, Observation
 from .ectopy import EctopyTracker
 from .config import DetectorConfig
 from .filters import CleaningFilter
-from .quality import SignalQuality
+from .quality import SignalQuality, usable_at
 from .resample import Resampler
 from .rhythms import AfTracker
 from .rpeaks import RPeakDetector
@@ -363,7 +363,7 @@ class DevicePipeline:
         out = []
         while self._to_label and (self._to_label[0][0].index < covered or final):
             beat, label = self._to_label.popleft()
-            out.append(replace(beat, label=label if self._usable_at(beat.index) else "Q"))
+            out.append(replace(beat, label=label if usable_at(self._windows, beat.index) else "Q"))
         return tuple(out)
 
     def _rhythms(self, labelled: tuple[Beat, ...]) -> tuple[AlarmTransition, ...]:
@@ -372,11 +372,6 @@ class DevicePipeline:
         obs = self._ectopy.push(labelled)
         return self._suppress(self._ectopy_alarms.push(obs, self._ectopy.frontier))
 
-    def _usable_at(self, index: int) -> bool:
-        for w in reversed(self._windows):
-            if w.start <= index < w.end:
-                return w.quality.usable
-        return True
 
     def _rhythm(self) -> str:
         # VF first: to the quality indices it looks like noise.

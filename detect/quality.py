@@ -81,6 +81,7 @@ can lose a window of rate analysis.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Reversible
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -319,3 +320,12 @@ class SignalQuality:
         self._fill = 0
         self.last = w
         return w
+
+
+def usable_at(windows: Reversible[QualityWindow], index: int) -> bool:
+    """Whether the window holding sample ``index`` was judged usable, searching
+    the most recent first; True when none holds it (not judged: not refused)."""
+    for w in reversed(windows):
+        if w.start <= index < w.end:
+            return w.quality.usable
+    return True

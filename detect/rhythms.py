@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 
 from .af import AfConfig, AfDetector, AfEvent
 from .conditions import Observation
+from .quality import usable_at
 from .types import Beat, Condition, Evidence, QualityWindow
 
 AF = Condition.ATRIAL_FIBRILLATION
@@ -61,7 +62,7 @@ class AfTracker:
         out: list[Observation] = []
         while self._pending and (final or self._pending[0].index < self._covered):
             beat = self._pending.popleft()
-            if self._usable_at(beat.index):
+            if usable_at(self._windows, beat.index):
                 out += self._feed(beat)
             else:
                 out += self._close(beat.index)
@@ -141,9 +142,3 @@ class AfTracker:
         ev = Evidence(self._time(index), self._time(at), index, at, heart_rate=rate,
                       detail=detail)
         return Observation(AF, False, index, ev, at)
-
-    def _usable_at(self, index: int) -> bool:
-        for w in reversed(self._windows):
-            if w.start <= index < w.end:
-                return w.quality.usable
-        return True

@@ -246,7 +246,8 @@ class AlarmTransition:
             raise ValueError(f"Alarm {self.condition.value} for device {self.device_id!r} "
                              f"transitions at {self.at} before its onset {self.onset}.")
         ep = _digest(f"{self.device_id}|{self.condition.value}|{self.onset_index}")
-        suffix = self.action.value if self.action is not Action.UPDATED else f"updated-{self.update}"
+        suffix = (self.action.value if self.action is not Action.UPDATED
+                  else f"updated-{self.update}")
         object.__setattr__(self, "episode_id", ep)
         object.__setattr__(self, "id", f"{ep}-{suffix}")
 
@@ -326,7 +327,8 @@ class DeviceState:
     device_id: str
     time: float | None                 # device time analysed up to
     heart_rate: float | None           # bpm, median of recent beats
-    rhythm: str                        # "sinus", "bradycardia", "tachycardia", "asystole", "unknown"
+    rhythm: str                        # sinus, bradycardia, tachycardia, asystole,
+    #                                    atrial_fibrillation, ventricular_fibrillation, unknown
     quality: Quality
     active_alarms: tuple[ActiveAlarm, ...] = ()
     beats: int = 0                     # beats detected since the stream started

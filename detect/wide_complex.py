@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .conditions import Observation
+from .quality import usable_at
 from .types import Beat, Condition, Evidence, FloatArray, QualityWindow
 
 WCT = Condition.WIDE_COMPLEX_TACHYCARDIA
@@ -126,7 +127,7 @@ class WideComplexTracker:
     # -------------------------------------------------------------- internals
     def _on_beat(self, b: Beat) -> list[Observation]:
         prev, self._prev = self._prev, b.index
-        if not self._usable_at(b.index):
+        if not usable_at(self._windows, b.index):
             self._prev = None
             return self._end(b.index) if self._active else self._reset()
         width = self._width(b.index)
@@ -175,9 +176,3 @@ class WideComplexTracker:
     def _reset(self) -> list[Observation]:
         self._run = []
         return []
-
-    def _usable_at(self, index: int) -> bool:
-        for w in reversed(self._windows):
-            if w.start <= index < w.end:
-                return w.quality.usable
-        return True
