@@ -8,10 +8,25 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
+import numpy as np
+
 from detect.types import Action, AlarmTransition
+
+
+LATENCY_WINDOW = 10_000
+
+
+def _percentiles(seconds: deque[float]) -> dict[str, float | int | None]:
+    """p50 / p99 / max in milliseconds of a latency window (None when empty)."""
+    if not seconds:
+        return {"p50": None, "p99": None, "max": None, "n": 0}
+    ms = 1000.0 * np.asarray(seconds)
+    p50, p99 = np.percentile(ms, (50, 99))
+    return {"p50": round(float(p50), 2), "p99": round(float(p99), 2),
+            "max": round(float(ms.max()), 2), "n": int(ms.size)}
 
 
 class Counters:
@@ -29,6 +44,9 @@ class Counters:
         self.inbox_overflow = 0       # copied from the MQTT edge, which owns the count
         self.configs_applied = 0      # per-device config documents accepted
         self.overload_episodes = 0    # times the inbox ran full or dropped messages
+        # Arrival -> processed, seconds, for the most recent samples messages
+        # (a bounded window, so the percentiles describe now, not the whole run).
+        self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
 
     def count_in(self) -> None:
         with self._lock:
@@ -55,6 +73,10 @@ class Counters:
             self.alerts[transition.action.value] += 1
             if transition.action is Action.RAISED:
                 self.alerts_by_condition[transition.condition.value] += 1
+
+    def record_latency(self, seconds: float) -> None:
+        with self._lock:
+            self.latencies.append(seconds)
 
     def count_overload(self) -> None:
         with self._lock:
@@ -85,6 +107,7 @@ class Counters:
                 "inbox_overflow": self.inbox_overflow,
                 "configs_applied": self.configs_applied,
                 "overload_episodes": self.overload_episodes,
+                "processing_latency_ms": _percentiles(self.latencies),
             }
         snap.update(extra)
         return snap

@@ -275,6 +275,8 @@ class Service:
             seq = chunk.seq
             monitor = self._monitor(device_id)
             self._apply(device_id, monitor.push(chunk, now), now)
+            # From arrival in the inbox to alerts and state handed to the edge.
+            self.counters.record_latency(max(0.0, self.clock() - msg.received_at))
         except InputError as e:
             self._reject(msg.topic, e.reason, str(e), e.device_id or device_id,
                          e.seq if e.seq is not None else seq)

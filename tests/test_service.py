@@ -205,6 +205,8 @@ def test_metrics_are_retained_and_published_each_interval(
     (metrics,) = mine(watch.messages)
     assert metrics["chunks_processed"] == 1 and metrics["rejects_total"] == 1, metrics
     assert metrics["devices"] == 1 and metrics["uptime_s"] == pytest.approx(31.0, abs=0.5)
+    # Only the processed chunk has a processing latency (0 on the fake clock).
+    assert metrics["processing_latency_ms"] == {"p50": 0.0, "p99": 0.0, "max": 0.0, "n": 1}
     late = mqtt_collector(broker.url, [METRICS_TOPIC])
     retained = late.wait_for(lambda ms: len(ms) >= 1)[0]   # amqtt may send it twice
     assert retained.retain and retained.json() == metrics
