@@ -12,12 +12,14 @@ Writes ``report.json``, ``report.md`` and ``profile.txt`` to ``--out``.
 
 Each fleet size and the long run execute in a fresh process, one after the
 other (never two at once), so memory starts from the same baseline and CPU
-time is that process's alone. Part 2 (through a broker) and ``--workers``
-are not here yet (docs/performance.md).
+time is that process's alone. Parts 2 and 4 (end to end through
+mosquitto, ``serve --workers`` scaling) are ``--e2e``: ``ecgwatch.bench_e2e``.
 
     ecgwatch bench                                # 100, 1000, 5000 devices x 30 s + long run
     ecgwatch bench --devices 200 --seconds 20 --long-seconds 0
     ecgwatch bench --quick --out out/bench-quick  # a few seconds, for the smoke test
+    ecgwatch bench --e2e                          # 250, 1000, 2000 devices x workers 1, 2
+    ecgwatch bench --e2e --devices 1500 --workers 1 2 --seconds 60
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import bench_e2e
 from .bench_parts import run_long, run_neurokit, run_throughput
 from .bench_profile import run_profile
 from .bench_report import BenchResults, write_reports
@@ -50,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecgwatch bench", description=__doc__.split("\n")[0],
                                 allow_abbrev=False)
     p.add_argument("--devices", type=int, nargs="+", metavar="N",
-                   help="fleet sizes, one run each (default 100 1000 5000)")
+                   help="fleet sizes, one run each (default 100 1000 5000; --e2e: 250 1000 2000)")
     p.add_argument("--seconds", type=int, metavar="S",
-                   help="simulated seconds per device in each throughput run (default 30)")
+                   help="simulated seconds per device in each throughput run (default 30); "
+                        "--e2e: measured real-time seconds per run (default 60)")
     p.add_argument("--neurokit-devices", type=int, metavar="N",
                    help="devices of the fleet neurokit2 processes (default 20; 0: skip)")
     p.add_argument("--long-devices", type=int, metavar="N",
@@ -66,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="fleet seed (default 0)")
     p.add_argument("--quick", action="store_true",
                    help="a few seconds in all (3 devices x 4 s, tiny long and profile runs)")
-    p.add_argument("--out", default="out/bench", help="report folder (default out/bench)")
+    p.add_argument("--out", help="report folder (default out/bench, with --e2e out/bench-e2e)")
+    bench_e2e.add_arguments(p)
     return p
 
 
@@ -134,9 +139,12 @@ def run(opts: dict[str, Any], out: Path) -> BenchResults:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.e2e:
+        return bench_e2e.main(args, parser.error)
     opts = resolve(args)
-    out = Path(args.out)
+    out = Path(args.out or "out/bench")
     out.mkdir(parents=True, exist_ok=True)
     doc = write_reports(run(opts, out), out)
     for r in doc["throughput"]:

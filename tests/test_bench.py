@@ -78,3 +78,75 @@ def test_impossible_options_are_refused_with_a_usage_error(capsys) -> None:
         bench.main(["--devices", "0", "--out", "unused"])
     assert e.value.code == 2
     assert "--devices must all be at least 1" in capsys.readouterr().err
+
+
+# -- ecgwatch bench --e2e: through mosquitto, the service as a subprocess ------
+
+@pytest.fixture(scope="module")
+def e2e_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    from ecgwatch.broker import find_mosquitto
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed")
+    out = tmp_path_factory.mktemp("bench-e2e")
+    # 20 devices x (2 s warm-up + 5 s) in real time: a few seconds plus start-up.
+    assert cli.main(["bench", "--e2e", "--quick", "--out", str(out)]) == 0
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_e2e_quick_run_loses_no_chunk_and_reports_every_figure(e2e_report) -> None:
+    out, doc = e2e_report
+    from ecgwatch import bench_e2e
+    q = bench_e2e.QUICK
+    assert doc["machine"]["cores"] >= 1 and "commit" in doc["machine"]
+    [run] = doc["runs"]
+    assert (run["devices"], run["workers"]) == (q["devices"][0], q["workers"][0])
+    c = run["chunks"]
+    assert c["published"] == q["devices"][0] * (q["warmup"] + q["seconds"])
+    assert c["unconfirmed_by_broker"] == 0
+    assert c["processed"] == c["published"] and c["lost"] == 0
+    assert c["rejected"] == 0 and c["inbox_dropped"] == 0 and c["duplicates"] == 0
+    assert c["workers_reporting"] == 1 and run["drained"] and run["service_exit"] == 0
+    # Figures are present (values are timings: not asserted).
+    assert run["processing_latency_ms"]["snapshots"] >= 1
+    assert run["chunk_to_state_ms"]["n"] > 0
+    assert run["cpu_s"]["service"] > 0 and run["throughput"]["device_s_per_wall_s"] > 0
+    assert run["publisher"]["lag_ms"]["n"] == q["slots"] * (q["warmup"] + q["seconds"])
+    assert isinstance(run["valid"], bool) and len(run["loadavg_1min"]) == 2
+    md = (out / "report.md").read_text()
+    for heading in ("Part 2: end to end through mosquitto", "Workers: device-seconds kept up",
+                    "Alarm latency by condition"):
+        assert heading in md
+
+
+def test_alarm_latency_is_arrival_minus_publication_of_the_onset_chunk() -> None:
+    """The definition, on a hand-made run: onset at 20.4 s is in chunk 20, published
+    at wall 1000 + 20 + 1 = 1021; the alert arrives at 1025.2 and says onset 19.9,
+    at 23.9 (evidence 4 s): latency 4.2 s, 0.2 s over the evidence, within target.
+    An alert of another condition is reported as not scripted."""
+    from ecgwatch.bench_e2e import RawRun
+    from ecgwatch.bench_e2e_pub import DEVICE_T0, Onset, PubResult
+    from ecgwatch.bench_e2e_report import alarms
+
+    ticks, slots = 30, 1
+    pub = PubResult(("d1",), {"asystole": 1}, (Onset("d1", 0, "asystole", "asystole",
+                                                     20.4, 26.4),),
+                    ticks, 0, tuple((1000.0 + k + 1,) for k in range(ticks)),
+                    tuple((0.0,) for _ in range(ticks)), 0.1, 0.1)
+
+    def alert(cond: str, onset: float, at: float) -> bytes:
+        return json.dumps({"id": f"{cond}-raised", "device_id": "d1", "condition": cond,
+                            "action": "raised", "onset": DEVICE_T0 + onset,
+                            "at": DEVICE_T0 + at}).encode()
+
+    msgs = [("ecg/v1/d1/alerts", alert("asystole", 19.9, 23.9), 1025.2),
+            ("ecg/v1/d1/alerts", alert("asystole", 19.9, 23.9), 1025.3),   # QoS 1 repeat
+            ("ecg/v1/d1/alerts", alert("leads_off", 5.0, 9.0), 1010.5)]
+    raw = RawRun(1, 1, 0, ticks, slots, 1000.0, (1000.0, 1030.0), pub, msgs,
+                 {"service": 1.0, "publisher": 0.1, "broker": 0.1}, (0.0, 0.0), 0.0, True, 0, "")
+    a = alarms(raw)
+    [ev] = a["events"]
+    assert ev["raised"] and ev["latency_s"] == pytest.approx(4.2)
+    assert ev["evidence_s"] == pytest.approx(4.0) and ev["excess_s"] == pytest.approx(0.2)
+    assert ev["delivery_s"] == pytest.approx(1025.2 - 1024.0) and ev["meets"]
+    assert (a["scripted"], a["matched"], a["meets"]) == (1, 1, 1)
+    assert a["unscripted_raised"] == {"leads_off": 1}
