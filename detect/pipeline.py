@@ -25,6 +25,7 @@ import numpy as np
 
 from . import DETECTOR_VERSION
 from .alarms import AlarmManager
+from .batch import Filtered, SignalBatcher
 from .beat_features import WINDOW_AFTER, BeatFeaturizer, BeatInput
 from .classify import BeatBatcher, BeatClassifier
 from .conditions import ConditionTracker, Observation
@@ -92,7 +93,13 @@ class _Segment:
 
     def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
         y = self.resampler.push(samples)
-        clean = self.cleaner.push(y)
+        return self.finish(y, self.cleaner.push(y), None)
+
+    def finish(self, y: np.ndarray, clean: np.ndarray, band: np.ndarray | None,
+               ) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
+        """The chain after the filters: ``y`` resampled, ``clean`` through the
+        cleaning filter, ``band`` through the detector's QRS band-pass (None:
+        the detector filters it itself)."""
         self.clean = clean
         self.vf_events += self.vf.push(clean)
         windows = self.quality.push(y, clean)
@@ -102,7 +109,7 @@ class _Segment:
             if w.quality.usable and not self.usable:
                 self.detector.relearn(w.end - self.offset)
             self.usable = w.quality.usable
-        peaks = [p + self.offset for p in self.detector.push(y)]
+        peaks = [p + self.offset for p in self.detector.push(y, band)]
         return peaks, windows, self.features.push(clean, peaks) if self.features else []
 
     def close(self) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
@@ -127,10 +134,15 @@ class DevicePipeline:
     """All per-device analysis state, fed chunk by chunk; pure and deterministic."""
 
     def __init__(self, device_id: str, config: DetectorConfig | None = None,
-                 classifier: BeatClassifier | BeatBatcher | None = None) -> None:
+                 classifier: BeatClassifier | BeatBatcher | None = None,
+                 signals: SignalBatcher | None = None) -> None:
         self.device_id = check_device_id(device_id)
         self.config = config or DetectorConfig()
         self.classifier = classifier
+        # With a SignalBatcher, push only resamples and queues the block; its
+        # filters run with every other device's in SignalBatcher.run, and the
+        # rest of the chain in resume (detect/batch.py).
+        self.signals = signals
         self._unlabelled: dict[int, Beat] = {}
         self._to_label: deque[tuple[Beat, str]] = deque()   # classified, awaiting quality
         self._windows: deque[QualityWindow] = deque(maxlen=16)
@@ -168,23 +180,42 @@ class DevicePipeline:
         if chunk.device_id != self.device_id:
             raise ValueError(f"Chunk from device {chunk.device_id!r} pushed into the "
                              f"pipeline of device {self.device_id!r}.")
-        out = PipelineResult()
+        out = self._settle()
         if self._seg is not None and self._seg.fs_in != chunk.fs:
             out += self.gap(self._time(self._end), chunk.t0, "sampling rate changed")
         if self._seg is None:
             out += self._open(chunk)
         seg = self._seg
         assert seg is not None
+        if self.signals is not None:
+            self.signals.submit(self, seg, seg.resampler.push(chunk.samples))
+            self._end = seg.end
+            return out
         peaks, windows, inputs = seg.push(chunk.samples)
         self._end = seg.end
         return out + self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs,
                                                   clean=seg.clean)
 
+    def resume(self, block: Filtered) -> PipelineResult:
+        """Finish a block this pipeline queued, after the batched filters (detect/batch.py)."""
+        seg = block.segment
+        if block.pipeline is not self or seg is not self._seg:
+            raise RuntimeError(f"A filtered block of device {block.pipeline.device_id!r} was "
+                               f"resumed out of turn in the pipeline of {self.device_id!r}.")
+        peaks, windows, inputs = seg.finish(block.samples, block.clean, block.band)
+        return self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs,
+                                            clean=seg.clean)
+
+    def _settle(self) -> PipelineResult:
+        """Finish this pipeline's queued block, filtered alone, before its chain moves on."""
+        block = self.signals.take(self) if self.signals is not None else None
+        return PipelineResult() if block is None else self.resume(block)
+
     def gap(self, start: float, end: float, detail: str = "") -> PipelineResult:
         """The stream broke between device times ``start`` and ``end``."""
         if self._origin is None:
             return PipelineResult()
-        out = self._close()
+        out = self._settle() + self._close()
         end = max(end, start)
         out += PipelineResult(transitions=tuple(
             self._alarms.gap(start, end, self._end, detail)))
@@ -193,25 +224,29 @@ class DevicePipeline:
 
     def flush(self) -> PipelineResult:
         """Decide everything pending, as at the end of a finite record."""
-        return self._close()
+        return self._settle() + self._close()
 
-    def reconfigure(self, config: DetectorConfig) -> None:
+    def reconfigure(self, config: DetectorConfig) -> PipelineResult:
         """Switch to new alarm limits (and AF settings) for this device, mid-stream.
 
         Only settings that decide alarms may change: the signal chain keeps
         its state. Rate and pause limits apply from the next decision, the
         clearing time to episodes that go absent from now on, AF settings
-        from the AF detector's next fresh start.
+        from the AF detector's next fresh start. Returns what a queued block
+        (batched filters) produced: data that came before the change is decided
+        under the old settings.
         """
         if not self.config.same_signal_chain(config):
             raise ValueError(f"Device {self.device_id!r} can change alarm limits and AF "
                              "settings while it streams, not its signal chain.")
+        out = self._settle()
         self.config = config
         self._tracker.reconfigure(config)
         for manager in (self._alarms, self._ectopy_alarms, self._af_alarms, self._vf_alarms,
                         self._wct_alarms):
             manager.reconfigure(config)
         self._af.reconfigure(config.af)
+        return out
 
     # ------------------------------------------------------------- segments
     def _open(self, chunk: Chunk) -> PipelineResult:

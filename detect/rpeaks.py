@@ -109,6 +109,7 @@ class RPeakDetector:
         self.npk = 0.0
         self._rr: list[int] = []
         self._rr_ok: list[int] = []
+        self._mean: float | None = None        # _mean_rr() of the lists above, cached
         self._last_r: int | None = None
         self._last_peak: int | None = None
         self._last_slope = 0.0
@@ -139,10 +140,18 @@ class RPeakDetector:
         self._relearn_at.append(int(index))
         self._relearn_at.sort()
 
-    def push(self, x: FloatArray) -> list[int]:
+    @property
+    def band_filter(self) -> SosFilter:
+        """The QRS band-pass, for callers that filter many devices at once
+        (:func:`detect.filters.push_many`) and hand the result to :meth:`push`."""
+        return self._bp
+
+    def push(self, x: FloatArray, band: FloatArray | None = None) -> list[int]:
+        """Beats decided with ``x`` known; ``band`` is ``x`` already through
+        :attr:`band_filter` (filtered elsewhere), else it is filtered here."""
         x = np.asarray(x, dtype=np.float64)
         if x.size:
-            self._features(x)
+            self._features(x, band)
         cands = self._scan()
         self._out = []
         for c in cands:
@@ -152,9 +161,11 @@ class RPeakDetector:
         return self._out
 
     # ---------------------------------------------------------------- features
-    def _features(self, x: FloatArray) -> None:
+    def _features(self, x: FloatArray, band: FloatArray | None) -> None:
         """QRS band -> 5-point slope -> square -> moving-window integral, all causal."""
-        bp = self._bp.push(x)
+        bp = self._bp.push(x) if band is None else band
+        if bp.shape != x.shape:
+            raise ValueError(f"The QRS band block has shape {bp.shape}, the signal {x.shape}.")
         ext = np.concatenate([self._bp_tail, bp])
         d = np.convolve(ext, _DERIV, mode="valid")
         self._bp_tail = ext[-4:]
@@ -249,10 +260,12 @@ class RPeakDetector:
         return t1, self.p.searchback_threshold * t1
 
     def _mean_rr(self) -> float:
-        src = self._rr_ok if len(self._rr_ok) >= 4 else self._rr
-        if not src:
-            return self.fs          # 60 bpm until we know better
-        return float(np.mean(src[-8:]))
+        # Asked several times per candidate; the lists change only in _accept.
+        if self._mean is None:
+            src = self._rr_ok if len(self._rr_ok) >= 4 else self._rr
+            # Integer sums are exact, so this equals np.mean to the last bit.
+            self._mean = sum(src[-8:]) / len(src[-8:]) if src else self.fs   # 60 bpm at first
+        return self._mean
 
     def _on_candidate(self, c: _Candidate) -> None:
         if self._learning is not None:
@@ -286,10 +299,12 @@ class RPeakDetector:
         if self._last_r is not None:
             rr = c.r - self._last_r
             self._rr.append(rr)
+            self._mean = None
             mean = self._mean_rr()
             if 0.92 * mean <= rr <= 1.16 * mean or len(self._rr_ok) < 4:
                 self._rr_ok.append(rr)
             del self._rr[:-8], self._rr_ok[:-8]
+            self._mean = None
         self._last_r, self._last_peak, self._last_slope = c.r, c.peak, c.slope
         self._out.append(c.r)
         self._pending = [q for q in self._pending if q.r - c.r > self._refr]

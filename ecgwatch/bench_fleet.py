@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detect.batch import SignalBatcher
 from detect.classify import BeatBatcher, BeatClassifier
 from detect.config import DetectorConfig
 from detect.pipeline import DevicePipeline
@@ -147,13 +148,17 @@ class FleetRunner:
     """One DeviceMonitor per device and one BeatBatcher, driven tick by tick."""
 
     def __init__(self, ids: Sequence[str], classifier: BeatClassifier | None,
-                 config: DetectorConfig | None = None) -> None:
+                 config: DetectorConfig | None = None, *, batched: bool = True) -> None:
         self.config = config or DetectorConfig()
         batcher = BeatBatcher(classifier) if classifier is not None else None
         self.batcher = batcher
-        # The same factory as Service._monitor: every pipeline shares the batcher.
+        # Filters batched across devices, as in the service (batched=False:
+        # every chunk filtered on its own, for comparison).
+        signals = SignalBatcher() if batched else None
+        self.signals = signals
+        # The same factory as Service._monitor: every pipeline shares the batchers.
         self.monitors = {d: DeviceMonitor(d, self.config, pipeline_factory=(
-            lambda dev, c: DevicePipeline(dev, c, batcher))) for d in ids}
+            lambda dev, c: DevicePipeline(dev, c, batcher, signals))) for d in ids}
         self.clock = StageClock()
         self.counts = Counts()
 
@@ -175,6 +180,14 @@ class FleetRunner:
             c.labelled += len(r.classified)
             c.transitions += len(r.transitions)
             c.late += sum(1 for e in r.stream_events if isinstance(e, Late))
+        if self.signals is None:
+            return
+        # As Service._resume_signals: one filter pass for the tick, then each device's chain.
+        for block in self.signals.run():
+            r = self.monitors[block.pipeline.device_id].resume(block)
+            c.beats += len(r.beats)
+            c.labelled += len(r.classified)
+            c.transitions += len(r.transitions)
 
     def _label(self) -> None:
         """As Service._label_beats: one model call, labels handed back per device."""

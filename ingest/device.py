@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol, Union
 
 from detect.config import DetectorConfig
+from detect.batch import Filtered
 from detect.pipeline import DevicePipeline, PipelineResult
 from detect.types import AlarmTransition, Beat, Chunk, DeviceState, check_device_id
 
@@ -30,7 +31,8 @@ class Pipeline(Protocol):
     def flush(self) -> PipelineResult: ...
     def apply_labels(self, pairs: list[tuple[int, str]]) -> PipelineResult: ...
     def state(self) -> DeviceState: ...
-    def reconfigure(self, config: DetectorConfig) -> None: ...
+    def reconfigure(self, config: DetectorConfig) -> PipelineResult: ...
+    def resume(self, block: Filtered) -> PipelineResult: ...
 
 
 PipelineFactory = Callable[[str, DetectorConfig], Pipeline]
@@ -82,10 +84,21 @@ class DeviceMonitor:
     def state(self) -> DeviceState:
         return self.pipeline.state()
 
-    def reconfigure(self, config: DetectorConfig) -> None:
-        """New alarm limits / AF settings for this device (see DevicePipeline.reconfigure)."""
-        self.pipeline.reconfigure(config)
+    def reconfigure(self, config: DetectorConfig) -> MonitorResult:
+        """New alarm limits / AF settings for this device (see DevicePipeline.reconfigure).
+
+        Returns what data queued before the change produced (batched filters)."""
+        r = self.pipeline.reconfigure(config)
         self.config = config
+        return self._result(r)
+
+    def resume(self, block: Filtered) -> MonitorResult:
+        """Finish a block whose filters ran batched with other devices' (detect/batch.py)."""
+        return self._result(self.pipeline.resume(block))
+
+    @staticmethod
+    def _result(r: PipelineResult) -> MonitorResult:
+        return MonitorResult(r.beats, r.transitions, classified=r.classified)
 
     def _run(self, events: Iterable[StreamEvent],
              final: Callable[[], PipelineResult] | None = None) -> MonitorResult:
