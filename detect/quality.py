@@ -80,11 +80,14 @@ can lose a window of rate analysis.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections import deque
-from collections.abc import Reversible
+from collections.abc import Iterable, Reversible
 from dataclasses import dataclass, fields
 
 import numpy as np
+import numpy.typing as npt
 
 from .config import DetectorConfig
 from .errors import ConfigError
@@ -144,26 +147,104 @@ class Assessment:
 
 
 def _ramp(x: float, bad: float, good: float) -> float:
-    return float(np.clip((x - bad) / (good - bad), 0.0, 1.0))
+    # Plain floats: np.clip on a scalar costs more than the whole comparison.
+    v = (x - bad) / (good - bad)
+    return 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
 
 
-def _steady_runs(raw: FloatArray, limits: QualityLimits) -> list[tuple[int, int]]:
-    """Sample ranges ``[start, stop)`` over which ``raw`` stays constant within tolerance."""
-    tolerance = limits.plateau_tol_mv + limits.plateau_tol_rel * np.abs(raw[1:])
-    steady = np.abs(np.diff(raw)) <= tolerance
-    padded = np.concatenate(([False], steady, [False]))
+def _small_median(values: Iterable[float]) -> float:
+    """np.median of a few floats (same value: the mean of the two middle ones)."""
+    s = sorted(values)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
+def _median(x: FloatArray) -> float:
+    """np.median's value by partial sorting."""
+    n = x.size
+    if n % 2:
+        return float(np.partition(x, n // 2)[n // 2])
+    part = np.partition(x, (n // 2 - 1, n // 2))
+    return (float(part[n // 2 - 1]) + float(part[n // 2])) / 2
+
+
+@functools.lru_cache(maxsize=32)
+def _percentile_plan(n: int, percents: tuple[float, ...]
+                     ) -> tuple[tuple[int, ...], tuple[tuple[int, int, float], ...]]:
+    """Order statistics and weights of np.percentile(x, percents) (method 'linear')
+    for ``n`` samples: the same for every window, so worked out once."""
+    plan = []
+    for p in percents:
+        v = (n - 1) * (p / 100)
+        lo = min(int(math.floor(v)), n - 1)
+        plan.append((lo, min(lo + 1, n - 1), v - lo))
+    kth = tuple(sorted({i for lo, hi, _ in plan for i in (lo, hi)}))
+    return kth, tuple(plan)
+
+
+def _percentiles(x: FloatArray, percents: tuple[float, ...]) -> list[float]:
+    """np.percentile(x, percents) by one partial sort, with numpy's own interpolation
+    (``_lerp``: from the upper neighbour when the weight is 0.5 or more), so the values
+    are the same to the last bit."""
+    kth, plan = _percentile_plan(x.size, percents)
+    part = np.partition(x, kth)
+    out = []
+    for lo, hi, g in plan:
+        a, b = float(part[lo]), float(part[hi])
+        d = b - a
+        out.append(a + d * g if g < 0.5 else b - d * (1 - g))
+    return out
+
+
+_RAW_PERCENTS = (0.5, 99.5)
+# Frequency bands of the spectral indices (Hz, [low, high)): basSQI's 0-1 and 0-40,
+# pSQI's 5-15 and 5-40.
+_BANDS = ((0.0, 40.0), (0.0, 1.0), (5.0, 15.0), (5.0, 40.0))
+
+
+@functools.lru_cache(maxsize=16)
+def _spectral_constants(n: int, fs: float) -> tuple[FloatArray, tuple[tuple[int, int], ...], int]:
+    """Hann window, bin ranges of ``_BANDS`` and the bins needed, for an ``n``-sample span.
+
+    The same for every window of a stream (the window and the frequency masks
+    were a large part of the cost when built per window)."""
+    hann = np.hanning(n)
+    hann.setflags(write=False)
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+    ranges = []
+    for f_lo, f_hi in _BANDS:
+        idx = np.flatnonzero((freqs >= f_lo) & (freqs < f_hi))
+        # The grid ascends, so a band is one run of bins: a slice sums the same values.
+        ranges.append((int(idx[0]), int(idx[-1]) + 1) if idx.size else (0, 0))
+    return hann, tuple(ranges), max(b for _, b in ranges)
+
+
+def _steady_run_bounds(raw: FloatArray, limits: QualityLimits
+                       ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Sample ranges ``[start, stop)`` over which ``raw`` stays constant within tolerance,
+    as arrays of starts and stops."""
+    later = raw[1:]
+    tolerance = np.abs(later)
+    tolerance *= limits.plateau_tol_rel
+    tolerance += limits.plateau_tol_mv
+    step = later - raw[:-1]
+    np.abs(step, out=step)
+    padded = np.zeros(raw.size + 1, dtype=bool)
+    np.less_equal(step, tolerance, out=padded[1:-1])
     edges = np.flatnonzero(padded[1:] != padded[:-1])
     # A run of k steady steps starting at step i spans samples i .. i+k.
-    return [(int(a), int(b) + 1) for a, b in zip(edges[::2], edges[1::2])]
+    return edges[::2], edges[1::2] + 1
 
 
-def _clipped(raw: FloatArray, runs: list[tuple[int, int]], min_len: int, band: float) -> bool:
+def _clipped(raw: FloatArray, runs: Iterable[tuple[int, int]], min_len: int, band: float,
+             lo: float | None = None, hi: float | None = None) -> bool:
     """True if a steady run of ``min_len`` samples sits at the window's max or min."""
-    lo, hi = float(raw.min()), float(raw.max())
+    if lo is None or hi is None:
+        lo, hi = float(raw.min()), float(raw.max())
     edge = band * (hi - lo)
     for start, stop in runs:
         if stop - start >= min_len:
-            level = float(np.median(raw[start:stop]))
+            level = _median(raw[start:stop])
             if level >= hi - edge or level <= lo + edge:
                 return True
     return False
@@ -183,38 +264,52 @@ def assess_window(raw: FloatArray, clean: FloatArray, fs: float,
     if raw.size < 2 or raw.size != clean.size:
         raise ValueError(f"A quality window needs two or more aligned samples, got "
                          f"{raw.size} raw and {clean.size} clean.")
-    p_lo, p_hi = np.percentile(raw, [0.5, 99.5])
-    runs = _steady_runs(raw, limits)
-    longest = max((b - a for a, b in runs), default=1)
-    if p_hi - p_lo < limits.flat_mv or longest * 2 >= raw.size:
-        if abs(float(np.median(raw))) >= limits.rail_mv:
+    span = (clean if previous_clean is None
+            else np.concatenate([np.asarray(previous_clean, dtype=np.float64), clean]))
+    return _assess(raw, clean, span, float(fs), limits, reference_rms)
+
+
+def _assess(raw: FloatArray, clean: FloatArray, span: FloatArray, fs: float,
+            limits: QualityLimits, reference_rms: float | None) -> Assessment:
+    """:func:`assess_window` on checked float64 arrays; ``span`` ends with ``clean``.
+
+    Every value is computed as numpy's wrappers (percentile, median, mean,
+    ptp) compute it, on the same elements in the same order, so the verdicts
+    and scores are the same to the last bit; only the per-call overhead is gone.
+    """
+    n = raw.size
+    p_lo, p_hi = _percentiles(raw, _RAW_PERCENTS)
+    starts, stops = _steady_run_bounds(raw, limits)
+    lengths = stops - starts
+    longest = int(lengths.max()) if lengths.size else 1
+    if p_hi - p_lo < limits.flat_mv or longest * 2 >= n:
+        if abs(_median(raw)) >= limits.rail_mv:
             return Assessment(Quality.SATURATED, 0.0, "rail")
         return Assessment(Quality.LEADS_OFF, 0.0, "flat")
-    if float(np.abs(raw).max()) >= limits.rail_mv:
+    lo, hi = float(raw.min()), float(raw.max())
+    if max(hi, -lo) >= limits.rail_mv:
         return Assessment(Quality.SATURATED, 0.0, "rail")
-    if _clipped(raw, runs, max(2, int(round(limits.plateau_s * fs))), limits.plateau_band):
+    min_len = max(2, int(round(limits.plateau_s * fs)))
+    long_runs = np.flatnonzero(lengths >= min_len)
+    if long_runs.size and _clipped(raw, ((int(starts[i]), int(stops[i])) for i in long_runs),
+                                   min_len, limits.plateau_band, lo, hi):
         return Assessment(Quality.SATURATED, 0.0, "plateau")
 
-    centred = clean - clean.mean()
-    ptp = float(np.ptp(clean))
-    rms = float(np.sqrt(np.mean(centred ** 2)))
+    centred = clean - float(clean.sum()) / n
+    ptp = float(clean.max()) - float(clean.min())
+    rms = math.sqrt(float((centred * centred).sum()) / n)
     if ptp < limits.quiet_mv:
         return Assessment(Quality.GOOD, 1.0, "quiet", clean_ptp=ptp, clean_rms=rms)
     if ptp > limits.max_physio_mv:
         return Assessment(Quality.UNUSABLE, 0.0, "amplitude", clean_ptp=ptp, clean_rms=rms)
 
-    kurt = float(np.mean(centred ** 4) / rms ** 4)            # Pearson kurtosis (kSQI)
-    span = clean if previous_clean is None else np.concatenate([previous_clean, clean])
-    span = span - span.mean()
-    spectrum = np.abs(np.fft.rfft(span * np.hanning(span.size))) ** 2
-    freqs = np.fft.rfftfreq(span.size, 1.0 / fs)
-
-    def power(f_lo: float, f_hi: float) -> float:
-        return float(spectrum[(freqs >= f_lo) & (freqs < f_hi)].sum())
-
-    total = max(power(0.0, 40.0), 1e-300)
-    bas = 1.0 - power(0.0, 1.0) / total                       # basSQI
-    psqi = power(5.0, 15.0) / max(power(5.0, 40.0), 1e-300)   # pSQI
+    kurt = float((centred ** 4).sum()) / n / rms ** 4          # Pearson kurtosis (kSQI)
+    hann, bands, bins = _spectral_constants(span.size, fs)
+    spectrum = np.abs(np.fft.rfft((span - float(span.sum()) / span.size) * hann)[:bins]) ** 2
+    power = [float(spectrum[a:b].sum()) for a, b in bands]
+    total = max(power[0], 1e-300)
+    bas = 1.0 - power[1] / total                               # basSQI
+    psqi = power[2] / max(power[3], 1e-300)                    # pSQI
     members = [_ramp(kurt, *limits.kurtosis_ramp), _ramp(bas, *limits.bas_ramp),
                _ramp(psqi, *limits.psqi_ramp)]
     ratio = None
@@ -224,7 +319,11 @@ def assess_window(raw: FloatArray, clean: FloatArray, fs: float,
     unqualified = sum(m < 0.5 for m in members)
     quality = (Quality.UNUSABLE if unqualified >= 2
                else Quality.NOISY if unqualified == 1 else Quality.GOOD)
-    return Assessment(quality, float(np.mean(members)), "sqi", kurtosis=kurt, bas_sqi=bas,
+    # np.mean of fewer than eight numbers adds them in order.
+    total_m = 0.0
+    for m in members:
+        total_m += m
+    return Assessment(quality, total_m / len(members), "sqi", kurtosis=kurt, bas_sqi=bas,
                       p_sqi=psqi, rms_ratio=ratio, clean_ptp=ptp, clean_rms=rms)
 
 
@@ -245,11 +344,14 @@ class SignalQuality:
         self.window = config.samples(self.limits.window_s)
         self._min_tail = config.samples(self.limits.min_window_s)
         self._raw = np.empty(self.window)
-        self._clean = np.empty(self.window)
+        # The band-passed previous window and the one being filled, back to back:
+        # the spectral span is a view, not a copy per window.
+        self._spans = np.empty(2 * self.window)
+        self._clean = self._spans[self.window:]
+        self._has_previous = False
         self._fill = 0
         self._start = int(start)          # stream index of the window being filled
         self._reference: deque[float] = deque(maxlen=self.limits.reference_windows)
-        self._previous: FloatArray | None = None   # band-passed samples of the last window
         self.last: QualityWindow | None = None
 
     @property
@@ -293,7 +395,7 @@ class SignalQuality:
                                  f"{self._start}.")
             self._start = int(index)
         self._reference.clear()
-        self._previous = None
+        self._has_previous = False
         self.last = None
         return tail
 
@@ -308,13 +410,16 @@ class SignalQuality:
             else:
                 quality, score = Quality.GOOD, 1.0
         else:
-            ref = (float(np.median(self._reference))
+            ref = (_small_median(self._reference)
                    if len(self._reference) >= self.limits.reference_min else None)
-            a = assess_window(raw, clean, self.fs, self.limits, ref, self._previous)
+            span = self._spans[:self.window + n] if self._has_previous else clean
+            a = _assess(raw, clean, span, self.fs, self.limits, ref)
             quality, score = a.quality, a.score
             if a.quality is Quality.GOOD and a.reason == "sqi" and n == self.window:
                 self._reference.append(a.clean_rms)
-            self._previous = clean.copy() if n == self.window else None
+            self._has_previous = n == self.window
+            if self._has_previous:
+                self._spans[:self.window] = clean
         w = QualityWindow(self._start, self._start + n, quality, round(score, 4))
         self._start += n
         self._fill = 0
