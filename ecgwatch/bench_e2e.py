@@ -115,13 +115,13 @@ def _comm(pid: int) -> str:
 # -- the consumer ------------------------------------------------------------
 
 class Consumer:
-    """Records alerts, states, metrics, status and rejects with their arrival wall time.
+    """Records alerts, metrics, status and rejects with their arrival wall time.
 
     The paho callback only appends ``(topic, payload, time.time())``; all
     parsing happens after the run.
     """
 
-    TOPICS = [("ecg/v1/+/alerts", 1), ("ecg/v1/+/state", 0), (f"{METRICS_TOPIC}/#", 1),
+    TOPICS = [("ecg/v1/+/alerts", 1), (f"{METRICS_TOPIC}/#", 1),
               (f"{STATUS_TOPIC}/#", 1), ("ecgwatch/v1/rejects", 1)]
 
     def __init__(self, url: str) -> None:

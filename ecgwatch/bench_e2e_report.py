@@ -12,11 +12,11 @@ Definitions (also in docs/performance.md):
   percentiles cover its last 10,000 samples messages. Over the metrics
   snapshots received in the measured window: the median of their p50s, the
   worst p99 and the worst max.
-* **Chunk -> state latency**: every device's state is published right after a
-  chunk was processed (on change, at least every 10 s); its ``time`` names
-  the chunk. Consumer arrival wall time minus the chunk's publication wall
-  time: the whole loop broker -> service -> broker -> consumer, measured
-  outside the service.
+* **Throughput**: ``chunks_processed`` between the first and the last metrics
+  snapshot of each worker inside the measured window, over the service's own
+  ``uptime_s`` between them (summed over workers); runs too short for two
+  snapshots use the whole run. Per service CPU-s: that rate times the window
+  over the service's CPU seconds in the window.
 * **Alarm latency** of a scripted event: consumer arrival wall time of the
   RAISED alert minus the publication wall time of the chunk holding the
   event's scripted onset sample. The alarm's **evidence window** is what it
@@ -28,7 +28,6 @@ Definitions (also in docs/performance.md):
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -64,14 +63,6 @@ def _by_topic(raw: RawRun, prefix: str) -> dict[str, list[tuple[float, dict]]]:
         if topic == prefix or topic.startswith(prefix + "/"):
             out.setdefault(topic, []).append((at, json.loads(payload)))
     return out
-
-
-def _interp(series: list[tuple[float, dict]], key: str, t: float, origin: float) -> float:
-    """Counter ``key`` at wall time ``t``, linear between snapshots; zero at ``origin``
-    (nothing is published before it)."""
-    xs = [origin] + [a for a, _ in series]
-    ys = [0] + [d[key] for _, d in series]
-    return float(np.interp(t, xs, ys)) if xs else 0.0
 
 
 def chunk_figures(raw: RawRun) -> dict[str, Any]:
@@ -118,35 +109,24 @@ def processing_latency(raw: RawRun) -> dict[str, Any]:
 def throughput(raw: RawRun) -> dict[str, Any]:
     """Device-s processed per wall-s and per service CPU-s within the window."""
     t_a, t_b = raw.window
-    done = sum(_interp(s, "chunks_processed", t_b, raw.start)
-               - _interp(s, "chunks_processed", t_a, raw.start)
-               for s in _by_topic(raw, METRICS_TOPIC).values())
-    device_s = done * CHUNK_S
     wall = t_b - t_a
+    rate, source = 0.0, "window"
+    for series in _by_topic(raw, METRICS_TOPIC).values():
+        inside = [d for at, d in series if t_a <= at <= t_b + 1.0]
+        if len(inside) < 2 or inside[-1]["uptime_s"] <= inside[0]["uptime_s"]:
+            source = "whole run"
+            break
+        rate += ((inside[-1]["chunks_processed"] - inside[0]["chunks_processed"]) * CHUNK_S
+                 / (inside[-1]["uptime_s"] - inside[0]["uptime_s"]))
+    if source != "window":
+        # Too short for two snapshots: everything processed over the publishing time.
+        rate = chunk_figures(raw)["processed"] * CHUNK_S / (raw.warmup + raw.seconds)
     cpu = raw.cpu["service"]
     return {"offered_device_s_per_wall_s": raw.devices / CHUNK_S,
-            "device_s_per_wall_s": round(device_s / wall, 1),
-            "kept_up": round(device_s / (raw.devices * wall), 3),
-            "device_s_per_cpu_s": round(device_s / cpu, 1) if cpu > 0 else None,
-            "window_s": round(wall, 2)}
-
-
-def state_latency(raw: RawRun) -> dict[str, Any]:
-    t_a, t_b = raw.window
-    index = {d: i for i, d in enumerate(raw.pub.ids)}
-    ticks = len(raw.pub.slot_wall)
-    lat = []
-    for topic, payload, at in raw.messages:
-        if not (topic.endswith("/state") and t_a <= at <= t_b):
-            continue
-        doc = json.loads(payload)
-        i, t = index.get(doc.get("device_id")), doc.get("time")
-        if i is None or t is None:
-            continue
-        k = math.ceil(t - DEVICE_T0 - 1e-3) - 1     # the chunk whose end is ``time``
-        if 0 <= k < ticks:
-            lat.append(at - raw.pub.publish_wall(i, k, raw.slots))
-    return pct(lat, 1000.0)
+            "device_s_per_wall_s": round(rate, 1), "kept_up": round(rate * CHUNK_S /
+                                                                    raw.devices, 3),
+            "device_s_per_cpu_s": round(rate * wall / cpu, 1) if cpu > 0 else None,
+            "from": source, "window_s": round(wall, 2)}
 
 
 def publisher(raw: RawRun) -> dict[str, Any]:
@@ -215,7 +195,7 @@ def analyse(raw: RawRun) -> dict[str, Any]:
     return {"devices": raw.devices, "workers": raw.workers, "warmup_s": raw.warmup,
             "seconds": raw.seconds, "slots": raw.slots, "valid": pub["kept_up"],
             "chunks": chunk_figures(raw), "processing_latency_ms": processing_latency(raw),
-            "chunk_to_state_ms": state_latency(raw), "throughput": throughput(raw),
+            "throughput": throughput(raw),
             "cpu_s": {k: round(v, 2) for k, v in raw.cpu.items()},
             "cpu_pct_of_core": {k: round(100 * v / wall, 1) for k, v in raw.cpu.items()},
             "loadavg_1min": [round(x, 2) for x in raw.loadavg], "publisher": pub,
@@ -258,18 +238,18 @@ def render(doc: dict[str, Any]) -> str:
              "## Part 2: end to end through mosquitto", "",
              "| devices | workers | valid | published | processed | lost (rejected / inbox "
              "dropped / not taken) | service CPU % of a core | processing ms p50 / p99 / max "
-             "| chunk -> state ms p50 / p99 | alarms raised / scripted | alarm latency - evidence"
+             "| alarms raised / scripted | alarm latency - evidence"
              " s p50 / max | meets alarm target | load avg |",
-             "|---:|---:|---|---:|---:|---|---:|---|---|---:|---|---:|---|"]
+             "|---:|---:|---|---:|---:|---|---:|---|---:|---|---:|---|"]
     for r in doc["runs"]:
-        c, pl, st, a = r["chunks"], r["processing_latency_ms"], r["chunk_to_state_ms"], r["alarms"]
+        c, pl, a = r["chunks"], r["processing_latency_ms"], r["alarms"]
         valid = "yes" if r["valid"] else "**no: publisher lagged**"
         lines.append(
             f"| {r['devices']} | {r['workers']} | {valid} | {c['published']} | {c['processed']} "
             f"| {c['lost']} ({c['rejected']} / {c['inbox_dropped']} / {c['not_taken']}) | "
             f"{r['cpu_pct_of_core']['service']:.0f} | {_f(pl['p50'], '{:.1f}')} / "
             f"{_f(pl['p99'], '{:.1f}')} / {_f(pl['max'], '{:.1f}')} | "
-            f"{_f(st['p50'])} / {_f(st['p99'])} | {a['matched']} / {a['scripted']} | "
+            f"{a['matched']} / {a['scripted']} | "
             f"{_f(a['excess_s']['p50'], '{:.2f}')} / {_f(a['excess_s']['max'], '{:.2f}')} | "
             f"{a['meets']} / {a['matched']} | {r['loadavg_1min'][0]:.2f} -> "
             f"{r['loadavg_1min'][1]:.2f} |")
