@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detect.alarms import AlarmManager
+from detect.batch import SignalBatcher
 from detect.beat_features import BeatFeaturizer, stack_inputs
 from detect.classify import BeatBatcher, BeatClassifier
 from detect.conditions import ConditionTracker
 from detect.ectopy import EctopyTracker
-from detect.filters import SosFilter
-from detect.pipeline import DevicePipeline, _Segment
+from detect.filters import push_many
+from detect.pipeline import _Segment
 from detect.quality import SignalQuality
 from detect.resample import Resampler
 from detect.rhythms import AfTracker
@@ -41,18 +42,19 @@ STAGE_FUNCTIONS: tuple[tuple[str, Callable, int], ...] = (
     ("decode_samples", decode_samples, 0),
     ("DeviceMonitor.push", DeviceMonitor.push, 0),
     ("StreamReassembler.push", StreamReassembler.push, 1),
-    ("DevicePipeline.push", DevicePipeline.push, 1),
-    ("signal chain (_Segment.push)", _Segment.push, 2),
-    ("Resampler.push (250 Hz: a copy)", Resampler.push, 3),
-    ("SosFilter.push (band-pass + notch)", SosFilter.push, 3),
-    ("VfDetector.push", VfDetector.push, 3),
-    ("SignalQuality.push", SignalQuality.push, 3),
-    ("RPeakDetector.push", RPeakDetector.push, 3),
-    ("BeatFeaturizer.push", BeatFeaturizer.push, 3),
-    ("ConditionTracker.push", ConditionTracker.push, 2),
-    ("AfTracker.push", AfTracker.push, 2),
-    ("WideComplexTracker.push", WideComplexTracker.push, 2),
-    ("AlarmManager.push (5 per device)", AlarmManager.push, 2),
+    ("Resampler.push (250 Hz: a copy)", Resampler.push, 1),
+    ("SignalBatcher.run (filters of all devices, one pass)", SignalBatcher.run, 0),
+    ("push_many (sosfilt along the batch axis)", push_many, 1),
+    ("DeviceMonitor.resume", DeviceMonitor.resume, 0),
+    ("signal chain (_Segment.finish)", _Segment.finish, 1),
+    ("VfDetector.push", VfDetector.push, 2),
+    ("SignalQuality.push", SignalQuality.push, 2),
+    ("RPeakDetector.push", RPeakDetector.push, 2),
+    ("BeatFeaturizer.push", BeatFeaturizer.push, 2),
+    ("ConditionTracker.push", ConditionTracker.push, 1),
+    ("AfTracker.push", AfTracker.push, 1),
+    ("WideComplexTracker.push", WideComplexTracker.push, 1),
+    ("AlarmManager.push (5 per device)", AlarmManager.push, 1),
     ("BeatBatcher.run (one per tick)", BeatBatcher.run, 0),
     ("stack_inputs", stack_inputs, 1),
     ("BeatClassifier.predict (ONNX)", BeatClassifier.predict, 1),
