@@ -14,6 +14,7 @@ import json
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -73,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="N service processes, devices partitioned by a stable hash of "
                             "their id (default 1); status and metrics per worker on "
                             "ecgwatch/v1/status/{client-id}-{i}")
+    serve.add_argument("--session-expiry", type=int, default=3600, metavar="S",
+                       help="the broker keeps our subscriptions and unacknowledged chunks this "
+                            "long while the service is away (MQTT 5; 0: a clean session); "
+                            "default 3600")
+    serve.add_argument("--outbox", metavar="PATH", default=None,
+                       help="SQLite file holding alerts until the broker acknowledges them, "
+                            "published again at start-up ('{client_id}' is replaced; "
+                            "':memory:' keeps them in memory only); default: "
+                            "$ECGWATCH_STATE_DIR, else $XDG_STATE_HOME/ecgwatch, else "
+                            "~/.local/state/ecgwatch, /outbox-{client_id}.sqlite3")
     _log_flag(serve)
     serve.set_defaults(handler=_serve)
 
@@ -163,10 +174,16 @@ def _serve(args: argparse.Namespace) -> int:
                                credentials=credentials, protocol=protocol,
                                connect_timeout_s=args.connect_timeout,
                                detector=_detector_config(args.config),
-                               beat_model=args.beat_model)
+                               beat_model=args.beat_model,
+                               session_expiry_s=args.session_expiry,
+                               outbox=args.outbox or default_outbox())
         if args.workers != 1:
             if args.workers < 1:
                 raise ConfigError(f"--workers {args.workers} must be at least 1.")
+            if "{client_id}" not in config.outbox and config.outbox != ":memory:":
+                # One file per worker: each replays only its own alerts.
+                raise ConfigError(f"--outbox {config.outbox} needs '{{client_id}}' in its name "
+                                  f"with --workers {args.workers}.")
             from ecgwatch.workers import run_workers
             return run_workers(config, args.workers, args.log_level,
                                lambda stop: _stopping_on_signals(stop, args.duration))
@@ -177,6 +194,15 @@ def _serve(args: argparse.Namespace) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def default_outbox() -> str:
+    """The alert outbox under the state directory, one file per MQTT client id."""
+    env = os.environ
+    state = env.get("ECGWATCH_STATE_DIR") or (
+        str(Path(env["XDG_STATE_HOME"]) / "ecgwatch") if env.get("XDG_STATE_HOME")
+        else str(Path.home() / ".local" / "state" / "ecgwatch"))
+    return str(Path(state) / "outbox-{client_id}.sqlite3")
 
 
 def _detector_config(path: str | None) -> DetectorConfig:

@@ -5,10 +5,22 @@ thread: ``on_message`` only appends ``(topic, payload, received_at)`` to a
 bounded inbox, and the service thread does every decode and every decision. A
 slow detector therefore never stalls keep-alives or acknowledgements.
 
-Known limit (left for a later reliability change): when the inbox is full the
-message is counted in ``overflow`` and dropped, yet paho has already
-acknowledged it (QoS 1 PUBACK after ``on_message`` returns), so the broker will
-not redeliver it. Manual acknowledgement after processing would close that gap.
+Delivery (``manual_ack=True``, what the service uses): QoS 1 messages are
+acknowledged only when the consumer calls ``ack(msg)`` after processing, on a
+persistent session (``session_expiry_s`` > 0: clean start off in MQTT 5,
+``clean_session=False`` in 3.1.1), so a message in flight when the process dies
+is redelivered by the broker to the next process with the same client id. In
+MQTT 5 the CONNECT carries Receive Maximum = the inbox size: the broker never
+has more unacknowledged messages out to us than the inbox holds, and keeps the
+rest in the session queue, so the inbox does not overflow with QoS 1 traffic.
+MQTT 3.1.1 has no such property; the broker's own limit (mosquitto's
+``max_inflight_messages``, default 20) plays that role and must not exceed the
+inbox size. Should a QoS 1 message still find the inbox full (a broker that
+overshoots its window, copies left from the previous connection), paho's thread
+waits for room, at most ``_FULL_WAIT_S``; only then is it counted in
+``overflow`` and dropped *without* an acknowledgement, so the broker redelivers
+it on the next reconnect. QoS 0 messages are dropped at once. Without
+``manual_ack`` paho acknowledges on arrival (at most once past the inbox).
 
 Credentials come from the environment (``ECGWATCH_MQTT_USERNAME`` /
 ``ECGWATCH_MQTT_PASSWORD``) or from a password file, never from the command
@@ -32,6 +44,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from detect.errors import BrokerError, ConfigError
@@ -50,6 +64,10 @@ _PAHO_PROTOCOL = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 _UNSUPPORTED_VERSION = {0x84, 1}
 # How long "auto" waits for a CONNACK to its MQTT 5 CONNECT before trying 3.1.1.
 _V5_PROBE_S = 3.0
+# How long paho's thread may wait for room in a full inbox (manual_ack) before
+# dropping the message unacknowledged.
+_FULL_WAIT_S = 10.0
+MAX_SESSION_EXPIRY_S = 0xFFFFFFFF - 1   # 0xFFFFFFFF would mean "never expires" in MQTT 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +176,8 @@ class Credentials:
         try:
             lines = Path(path).read_text().splitlines()
         except OSError as e:
-            raise ConfigError(f"Password file {str(path)!r} cannot be read: {e.strerror}.") from None
+            raise ConfigError(f"Password file {str(path)!r} cannot be read: "
+                              f"{e.strerror}.") from None
         if not lines or not lines[0]:
             raise ConfigError(f"Password file {str(path)!r} is empty.")
         return cls(user, lines[0])
@@ -174,11 +193,18 @@ class Will(NamedTuple):
 
 
 class Received(NamedTuple):
-    """One raw inbound message as it sits in the inbox (not yet decoded)."""
+    """One raw inbound message as it sits in the inbox (not yet decoded).
+
+    ``mid``, ``qos`` and ``connection`` are what ``MqttEdge.ack`` needs: a
+    packet id is only meaningful on the connection that delivered it.
+    """
 
     topic: str
     payload: bytes
     received_at: float
+    mid: int = 0
+    qos: int = 0
+    connection: int = 0
 
 
 class MqttEdge:
@@ -202,14 +228,28 @@ class MqttEdge:
                  subscriptions: Sequence[tuple[str, int]] = (),
                  on_connect: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 keepalive: int = 30) -> None:
+                 keepalive: int = 30,
+                 manual_ack: bool = False,
+                 session_expiry_s: int = 0,
+                 confirmations: queue.SimpleQueue[int] | None = None) -> None:
         self.url = url if isinstance(url, BrokerURL) else BrokerURL.parse(url)
         if protocol not in ("auto", *_PAHO_PROTOCOL):
             raise ConfigError(f"MQTT protocol {protocol!r} is not 'auto', '5' or '3.1.1'.")
         self.inbox: queue.Queue[Received] = inbox if inbox is not None else queue.Queue(inbox_size)
         if self.inbox.maxsize <= 0:
             raise ConfigError("The MQTT inbox must be bounded (maxsize > 0).")
+        if not (isinstance(session_expiry_s, int)
+                and 0 <= session_expiry_s <= MAX_SESSION_EXPIRY_S):
+            raise ConfigError(f"MQTT session expiry {session_expiry_s!r} s of {client_id!r} is not "
+                              f"an integer in 0..{MAX_SESSION_EXPIRY_S}.")
         self.client_id = client_id
+        self.manual_ack = manual_ack
+        # Packet ids of our QoS 1 publishes the broker acknowledged, for the
+        # consumer to drain (the alert outbox); None: not recorded.
+        self.confirmations = confirmations
+        # 0: a clean session (nothing survives a disconnect); > 0: the broker
+        # keeps our subscriptions and unacknowledged messages that long.
+        self.session_expiry_s = session_expiry_s
         self.tls = tls
         self.credentials = credentials
         self.protocol: Protocol = protocol
@@ -218,10 +258,16 @@ class MqttEdge:
         self.on_connect = on_connect
         self.clock = clock
         self.keepalive = keepalive
+        self._full_wait_s = min(_FULL_WAIT_S, keepalive / 3)
         # Set once connected AND the subscriptions are acknowledged, so that a
         # message published after start() returns cannot miss us.
         self.connected = threading.Event()
         self.overflow = 0                       # messages dropped on a full inbox
+        self.acked = 0                          # PUBACKs sent by ack()
+        self.stale_acks = 0                     # ack() of a message of an earlier connection
+        self.purged = 0                         # stale messages dropped: the broker resends them
+        self.connection = 0                     # +1 per accepted (re)connect
+        self.session_present = False            # the broker resumed our session on the last connect
         self.unsolicited = 0                    # messages outside our subscriptions, dropped
         self.protocol_in_use: str | None = None  # "5" or "3.1.1" once connected
         self._client: paho.Client | None = None
@@ -232,6 +278,7 @@ class MqttEdge:
         self._closed_early = False               # socket closed before the first CONNACK
         self._subscribe_mid = -1
         self._socket_opened = False              # TCP (and TLS) connection made
+        self._closing = threading.Event()        # stop()/kill() under way
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -278,9 +325,11 @@ class MqttEdge:
     def stop(self) -> None:
         """Disconnect cleanly (the broker then discards the Last Will)."""
         client, self._client = self._client, None
+        self._closing.set()
         if client is not None:
             self._shutdown(client)
         self.connected.clear()
+        self._closing.clear()
 
     def kill(self) -> None:
         """Drop the TCP connection without DISCONNECT, as a crash would.
@@ -290,7 +339,9 @@ class MqttEdge:
         client, self._client = self._client, None
         if client is None:
             return
+        self._closing.set()
         client.loop_stop()
+        self._closing.clear()
         sock = client.socket()
         if sock is not None:
             sock.close()
@@ -305,6 +356,22 @@ class MqttEdge:
 
     # -- traffic -------------------------------------------------------------
 
+    def ack(self, msg: Received) -> None:
+        """Acknowledge one processed message (``manual_ack``); call in arrival order.
+
+        Only a QoS 1 message of the current connection is acknowledged: after a
+        reconnect the same packet id may name another message, and the broker
+        redelivers the old one anyway (or, its session lost, forgot it).
+        """
+        if not self.manual_ack or msg.qos != 1:
+            return
+        client = self._client
+        if client is None or msg.connection != self.connection:
+            self.stale_acks += 1
+            return
+        client.ack(msg.mid, 1)     # paho 2 queues the PUBACK under its own lock
+        self.acked += 1
+
     def publish(self, topic: str, payload: bytes | str, qos: int = 1,
                 retain: bool = False) -> paho.MQTTMessageInfo:
         """Queue one message; paho sends it now or after the next reconnect."""
@@ -316,8 +383,10 @@ class MqttEdge:
     # -- paho plumbing -----------------------------------------------------
 
     def _make_client(self, proto: str) -> paho.Client:
+        persistent = self.session_expiry_s > 0
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=_PAHO_PROTOCOL[proto])
+                             protocol=_PAHO_PROTOCOL[proto], manual_ack=self.manual_ack,
+                             clean_session=None if proto == "5" else not persistent)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         # paho's own outgoing queue is unbounded by default; publishes made while
         # disconnected are sent after the reconnect.
@@ -339,6 +408,8 @@ class MqttEdge:
         client.on_message = self._on_unsolicited
         client.on_subscribe = self._on_subscribe
         client.on_socket_open = self._on_socket_open
+        if self.confirmations is not None:
+            client.on_publish = self._on_publish
         return client
 
     def _connect(self, client: paho.Client, timeout: float) -> ReasonCode | None:
@@ -349,10 +420,25 @@ class MqttEdge:
         self._socket_opened = False
         # Asynchronous so that DNS and TCP failures are retried by paho's thread
         # (with back-off) until the timeout, instead of failing on the first try.
-        client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
+        if client.protocol == paho.MQTTv5:
+            client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive,
+                                 clean_start=self.session_expiry_s == 0,
+                                 properties=self._connect_properties())
+        else:
+            client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
         client.loop_start()
         self._first.wait(timeout)
         return self._first_rc
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)
+        if self.session_expiry_s > 0:
+            props.SessionExpiryInterval = self.session_expiry_s
+        if self.manual_ack:
+            # The broker sends at most this many unacknowledged messages: with
+            # acks only after processing, the inbox then cannot overflow.
+            props.ReceiveMaximum = min(self.inbox.maxsize, 65535)
+        return props
 
     def _why_unreachable(self) -> str:
         """Redo the TCP/TLS part once, to say why: paho's retry loop swallows the error."""
@@ -380,6 +466,10 @@ class MqttEdge:
         if rc.is_failure:
             log.warning("MQTT broker %s refused reconnect of %s: %s", self.url, self.client_id, rc)
             return
+        self.connection += 1
+        self.session_present = bool(getattr(flags, "session_present", False))
+        if self.session_present and self.manual_ack:
+            self._purge_stale()
         if self.subscriptions:
             # Resubscribe on every connect: with a clean session the broker forgot them.
             _, self._subscribe_mid = client.subscribe(list(self.subscriptions))
@@ -390,6 +480,30 @@ class MqttEdge:
                 self.on_connect()
             except Exception:  # a hook bug must not kill paho's network thread
                 log.exception("on_connect hook of %s failed", self.client_id)
+
+    def _purge_stale(self) -> None:
+        """Drop the inbox's unacknowledged copies from the previous connection.
+
+        The broker resumed the session, so it resends every message we had not
+        acknowledged; keeping the old copies too would only fill the inbox
+        (Receive Maximum counts the new ones alone). Without a resumed session
+        they are the only copies and stay.
+        """
+        kept: list[Received] = []
+        while True:
+            try:
+                m = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if m.qos == 1 and m.connection != self.connection:
+                self.purged += 1
+            else:
+                kept.append(m)
+        for m in kept:
+            try:
+                self.inbox.put_nowait(m)
+            except queue.Full:       # only if the service thread raced us; counted
+                self.overflow += 1
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
                       reason_codes: list[ReasonCode], properties: Any) -> None:
@@ -419,6 +533,27 @@ class MqttEdge:
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         log.debug("MQTT connect of %s to %s failed; retrying", self.client_id, self.url)
 
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, rc: ReasonCode,
+                    properties: Any) -> None:
+        if rc.is_failure:
+            # The broker took it and will not deliver it (MQTT 5, e.g. the ACL):
+            # sending it again would fail again.
+            log.error("MQTT broker %s refused a publish of %s: %s", self.url, self.client_id, rc)
+        if self.confirmations is not None:
+            self.confirmations.put(mid)
+
+    def _put_waiting(self, item: Received) -> None:
+        """``inbox.put`` for at most ``_full_wait_s``, in short waits so that
+        ``stop()`` does not wait for it; raises queue.Full like put()."""
+        deadline = time.monotonic() + self._full_wait_s
+        while True:
+            try:
+                self.inbox.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                if self._closing.is_set() or time.monotonic() >= deadline:
+                    raise
+
     def _on_unsolicited(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         self.unsolicited += 1
 
@@ -429,7 +564,18 @@ class MqttEdge:
             # paho raises on a non-UTF-8 topic; keep the message so that the
             # service rejects it (and counts it) like any other bad topic.
             topic = INVALID_TOPIC
+        item = Received(topic, msg.payload, self.clock(), msg.mid, msg.qos, self.connection)
         try:
-            self.inbox.put_nowait(Received(topic, msg.payload, self.clock()))
+            if self.manual_ack and msg.qos == 1:
+                # Back-pressure instead of a drop: a broker that overshoots
+                # Receive Maximum (mosquitto 2.0.11 sends up to the whole window
+                # again on each PUBACK, eclipse-mosquitto/mosquitto#2301) then
+                # waits in TCP. Bounded, so that a stuck consumer cannot stall
+                # keep-alive forever; the service thread drains in milliseconds.
+                self._put_waiting(item)
+            else:
+                self.inbox.put_nowait(item)
         except queue.Full:
-            self.overflow += 1   # only this thread writes it; see the module note
+            # Not acknowledged, so with manual_ack the broker redelivers it on
+            # the next reconnect; see the module note.
+            self.overflow += 1
