@@ -38,6 +38,7 @@ from ingest.topics import (CONFIG_SUBSCRIPTION, METRICS_TOPIC, REJECTS_TOPIC,
 
 from . import __version__
 from .metrics import Counters
+from .outbox import MEMORY, Entry, Outbox, republish
 
 log = logging.getLogger(__name__)
 MAX_CONFIG_BYTES = 16 * 1024        # a device config document is a few hundred bytes
@@ -72,6 +73,12 @@ class ServiceConfig:
     # (index, count): this process serves the devices whose stable hash falls
     # in its slot (ecgwatch serve --workers count); (0, 1) serves every device.
     partition: tuple[int, int] = (0, 1)
+    # Persistent MQTT session: the broker keeps our subscriptions and every
+    # unacknowledged chunk this long while we are away (0: a clean session).
+    session_expiry_s: int = 3600
+    # Alert outbox (SQLite file, "{client_id}" replaced by the client id), or
+    # ":memory:" (survives reconnects, not restarts).
+    outbox: str = MEMORY
 
     def __post_init__(self) -> None:
         index, count = self.partition
@@ -87,10 +94,20 @@ class ServiceConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not v > 0:
                 raise ConfigError(f"Service setting {name}={v!r} must be a positive number.")
+        if not isinstance(self.session_expiry_s, int) or self.session_expiry_s < 0:
+            raise ConfigError(f"Service setting session_expiry_s={self.session_expiry_s!r} must "
+                              "be a whole number of seconds, 0 or more.")
+        if not isinstance(self.outbox, str) or not self.outbox:
+            raise ConfigError(f"Service setting outbox={self.outbox!r} must be a file path or "
+                              f"{MEMORY!r}.")
         for name in ("inbox_size", "batch_size", "max_devices"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"Service setting {name}={v!r} must be a positive integer.")
+
+    @property
+    def outbox_path(self) -> str:
+        return self.outbox.replace("{client_id}", self.client_id)
 
 
 @dataclass(slots=True)
@@ -113,6 +130,7 @@ class Service:
         self._overloaded = False
         self._dropped_seen = 0
         self._last_drop_at = 0.0
+        self._peak_depth = 0
         # One service publishes its status and metrics on the shared topics;
         # the workers of a partitioned service each on their own sub-topic.
         shared = config.partition[1] == 1
@@ -127,13 +145,21 @@ class Service:
             path = None if config.beat_model == "default" else config.beat_model
             self.batcher = BeatBatcher(BeatClassifier(path))
         self.ready = threading.Event()      # set once connected and announced online
+        # Alerts are on disk before they are published and until the broker
+        # has them; its acknowledgements come back through this queue.
+        self.outbox = Outbox(config.outbox_path)
+        self._confirmations: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.edge = MqttEdge(
             config.broker, config.client_id, tls=config.tls, credentials=config.credentials,
             protocol=config.protocol,
             will=Will(self._status_topic, self._status("offline", "connection lost"), 1, True),
             inbox_size=config.inbox_size,
             subscriptions=[(SAMPLES_SUBSCRIPTION, 1), (CONFIG_SUBSCRIPTION, 1)],
-            on_connect=self._announce_online, clock=clock)
+            on_connect=self._announce_online, clock=clock,
+            # At least once: chunks are acknowledged after handle(), on a
+            # session the broker keeps while we restart.
+            manual_ack=True, session_expiry_s=config.session_expiry_s,
+            confirmations=self._confirmations)
         self._state_sent: dict[str, _Published] = {}
         self._faulty: set[str | None] = set()    # devices whose traceback was logged
         self._started_at: float | None = None
@@ -150,11 +176,19 @@ class Service:
         self._started_at = now
         self._next_tick = now + self.config.tick_interval_s
         self._next_metrics = now + self.config.metrics_interval_s
+        if self.outbox is None:
+            self.outbox = Outbox(self.config.outbox_path)
         try:
             self.edge.start(timeout=self.config.connect_timeout_s)
         except BaseException:
             self._started_at = None
             raise
+        # Alerts a previous process stored but the broker never acknowledged.
+        replayed = republish(self.outbox, self._send_alert)
+        self.outbox.replayed += replayed
+        if replayed:
+            log.warning("service %s: published %d alerts again from the outbox %s",
+                        self.config.client_id, replayed, self.outbox.path)
         self.ready.set()
 
     def stop(self) -> None:
@@ -171,6 +205,13 @@ class Service:
             log.warning("could not publish the offline status: %s", e)
         finally:
             self.edge.stop()
+            self._settle_outbox()
+            if self.outbox.pending:
+                log.warning("service %s stops with %d alerts not acknowledged by the broker; "
+                            "they stay in the outbox %s for the next start",
+                            self.config.client_id, self.outbox.pending, self.outbox.path)
+            self.outbox.close()
+            self.outbox = None
             self.ready.clear()
             self._started_at = None
         log.info("service %s stopped", self.config.client_id)
@@ -219,6 +260,7 @@ class Service:
         """
         inbox = self.edge.inbox
         depth, capacity, dropped = inbox.qsize(), inbox.maxsize, self.edge.overflow
+        depth, self._peak_depth = min(capacity, max(depth, self._peak_depth)), 0
         new_drops = dropped - self._dropped_seen
         self._dropped_seen = dropped
         if new_drops > 0:
@@ -252,6 +294,22 @@ class Service:
                 self.counters.count_reject("internal")
 
     def handle(self, msg: Received, now: float) -> None:
+        """Handle one message, then acknowledge it to the broker.
+
+        Acknowledged after its alerts are in the outbox: a chunk the broker
+        considers delivered has been analysed. Every outcome is acknowledged -
+        processed, rejected, another worker's device - since redelivery would
+        not change it. Not acknowledged only if this raised (the service dies).
+        """
+        # The inbox's fullest moment since the last load check: with acks after
+        # processing the backlog waits at the broker, and a step may drain the
+        # inbox as fast as the broker refills it, so depth at check time alone
+        # would miss an overload.
+        self._peak_depth = max(self._peak_depth, self.edge.inbox.qsize() + 1)
+        self._handle(msg, now)
+        self.edge.ack(msg)
+
+    def _handle(self, msg: Received, now: float) -> None:
         """Decode one samples message and feed it to its device's monitor."""
         device_id: str | None = None
         seq: int | None = None
@@ -355,6 +413,7 @@ class Service:
         self._maybe_publish_state(device_id, now)
 
     def _periodic(self, now: float) -> None:
+        self._settle_outbox()
         if now >= self._next_tick:
             self._next_tick = now + self.config.tick_interval_s
             for device_id, monitor in list(self.monitors.items()):
@@ -363,6 +422,9 @@ class Service:
                 except Exception:
                     self._log_internal(device_id, "timer")
                     self.counters.count_reject("internal")
+            if self.edge.connected.is_set():
+                # Alerts the MQTT client refused (its queue full) are offered again.
+                republish(self.outbox, self._send_alert)
         if now >= self._next_metrics:
             self._next_metrics = now + self.config.metrics_interval_s
             self._publish_metrics(now)
@@ -370,10 +432,35 @@ class Service:
     # -- outgoing messages ---------------------------------------------------
 
     def _publish_alert(self, t: AlarmTransition) -> None:
-        self.edge.publish(alerts_topic(t.device_id), _json(t.to_dict()), qos=1)
+        entry = Entry(t.id, alerts_topic(t.device_id), _json(t.to_dict()))
+        # On disk first; an id already waiting (the same transition decided
+        # again after a restart) is not sent twice.
+        if self.outbox.add(entry):
+            self.outbox.sent(entry.id, self._send_alert(entry))
         self.counters.count_alert(t)
         log.info("alarm %s %s (%s) for device %s", t.condition.value, t.action.value,
                  t.priority.value, t.device_id)
+
+    def _send_alert(self, entry: Entry) -> int | None:
+        """Hand one alert to the MQTT client: its packet id, or None if refused."""
+        try:
+            info = self.edge.publish(entry.topic, entry.payload, qos=1)
+        except (BrokerError, ValueError) as e:
+            log.warning("alert %s stays in the outbox: %s", entry.id, e)
+            return None
+        # 0: sent; 4 (no connection): queued by paho for the reconnect.
+        return info.mid if info.rc in (0, 4) else None
+
+    def _settle_outbox(self) -> None:
+        """Remove from the outbox the alerts the broker has acknowledged."""
+        mids = []
+        while True:
+            try:
+                mids.append(self._confirmations.get_nowait())
+            except queue.Empty:
+                break
+        if mids and self.outbox is not None:
+            self.outbox.confirm(mids)
 
     def _maybe_publish_state(self, device_id: str, now: float) -> None:
         """Retained state when rhythm, quality or alarms change, else every interval."""
@@ -401,7 +488,10 @@ class Service:
         payload = self.counters.to_json(devices=len(self.monitors), service=self.config.client_id,
                                         uptime_s=round(uptime, 1), overloaded=self._overloaded,
                                         inbox_depth=self.edge.inbox.qsize(),
-                                        inbox_capacity=self.edge.inbox.maxsize)
+                                        inbox_capacity=self.edge.inbox.maxsize,
+                                        inbox_acked=self.edge.acked,
+                                        outbox_pending=self.outbox.pending,
+                                        outbox_replayed=self.outbox.replayed)
         self.edge.publish(self._metrics_topic, payload, qos=1, retain=True)
 
     def _status(self, state: str, reason: str) -> bytes:
