@@ -87,3 +87,28 @@ def test_any_chunking_gives_the_same_inputs(size):
     for o, w in zip(out, whole):
         assert np.array_equal(o.window, w.window) and np.array_equal(o.rr, w.rr)
         assert np.array_equal(o.template, w.template)
+
+
+def test_template_is_numpys_median_of_the_previous_windows_to_the_last_bit():
+    # The featurizer sorts rows instead of calling np.median (speed); the model's
+    # input must not move by a bit.
+    x, beats = _record(3)
+    out = _whole(x, beats)
+    assert len(out) > TEMPLATE_BEATS + 5
+    for k, b in enumerate(out):
+        if k == 0:
+            assert np.array_equal(b.template, b.window)
+            continue
+        prev = np.stack([o.window for o in out[max(0, k - TEMPLATE_BEATS):k]])
+        expected = np.median(prev, axis=0).astype(np.float32)
+        assert b.template.dtype == np.float32
+        assert b.template.tobytes() == expected.tobytes(), k
+
+
+def test_short_sums_add_in_numpys_order():
+    from detect.beat_features import _np_sum
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 7, 8, 9, 10, 16, 17, 100, 128, 130):
+        for _ in range(50):
+            v = list(rng.uniform(0.2, 2.0, n) * 10 ** rng.integers(-3, 3))
+            assert _np_sum(v).hex() == float(np.sum(np.array(v))).hex(), n
