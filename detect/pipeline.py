@@ -41,6 +41,7 @@ from .wide_complex import WideComplexTracker
 from .types import (Action, AlarmTransition, Beat, Chunk, Condition, DeviceState, Evidence,
                     Priority, Quality, QualityWindow, check_device_id)
 
+_EMPTY = np.zeros(0)
 _PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
 _VT = frozenset({Condition.VENTRICULAR_TACHYCARDIA, Condition.SUSTAINED_VT,
                  Condition.WIDE_COMPLEX_TACHYCARDIA})
@@ -193,8 +194,7 @@ class DevicePipeline:
             return out
         peaks, windows, inputs = seg.push(chunk.samples)
         self._end = seg.end
-        return out + self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs,
-                                                  clean=seg.clean)
+        return out + self._after_filters(seg, peaks, windows, inputs)
 
     def resume(self, block: Filtered) -> PipelineResult:
         """Finish a block this pipeline queued, after the batched filters (detect/batch.py)."""
@@ -203,8 +203,15 @@ class DevicePipeline:
             raise RuntimeError(f"A filtered block of device {block.pipeline.device_id!r} was "
                                f"resumed out of turn in the pipeline of {self.device_id!r}.")
         peaks, windows, inputs = seg.finish(block.samples, block.clean, block.band)
-        return self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs,
-                                            clean=seg.clean)
+        return self._after_filters(seg, peaks, windows, inputs)
+
+    def _after_filters(self, seg: _Segment, peaks: list[int], windows: list[QualityWindow],
+                       inputs: list[BeatInput]) -> PipelineResult:
+        out = self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs,
+                                           clean=seg.clean)
+        # Used up; holding it would keep a batched tick's whole array alive.
+        seg.clean = _EMPTY
+        return out
 
     def _settle(self) -> PipelineResult:
         """Finish this pipeline's queued block, filtered alone, before its chain moves on."""

@@ -168,10 +168,11 @@ class RPeakDetector:
             raise ValueError(f"The QRS band block has shape {bp.shape}, the signal {x.shape}.")
         ext = np.concatenate([self._bp_tail, bp])
         d = np.convolve(ext, _DERIV, mode="valid")
-        self._bp_tail = ext[-4:]
+        # Copies, not views: a view would keep the whole block alive.
+        self._bp_tail = ext[-4:].copy()
         sq = np.concatenate([self._sq_tail, d * d])
         mwi = np.convolve(sq, self._box, mode="valid")
-        self._sq_tail = sq[-(self._n_int - 1):] if self._n_int > 1 else sq[:0]
+        self._sq_tail = sq[-(self._n_int - 1):].copy() if self._n_int > 1 else sq[:0].copy()
         self._bp_hist = np.concatenate([self._bp_hist, bp])
         self._slope_hist = np.concatenate([self._slope_hist, np.abs(d)])
         self._mwi_hist = np.concatenate([self._mwi_hist, mwi])
@@ -217,9 +218,9 @@ class RPeakDetector:
         cut = min(self._next_cand - self._keep, self._n - self._keep)
         if cut > self._start:
             k = cut - self._start
-            self._bp_hist = self._bp_hist[k:]
-            self._slope_hist = self._slope_hist[k:]
-            self._mwi_hist = self._mwi_hist[k:]
+            self._bp_hist = self._bp_hist[k:].copy()
+            self._slope_hist = self._slope_hist[k:].copy()
+            self._mwi_hist = self._mwi_hist[k:].copy()
             self._start = cut
 
     # --------------------------------------------------------------- decisions

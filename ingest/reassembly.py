@@ -48,7 +48,7 @@ import enum
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar, NamedTuple, Union
 
 from detect.config import DetectorConfig
 from detect.errors import StreamError
@@ -163,6 +163,14 @@ class Gap:
                f"time after seq {self.after_seq} ({span})."
 
 
+class _Released(NamedTuple):
+    """What the reassembler remembers of the last chunk it released."""
+
+    seq: int
+    fs: float
+    t_end: float
+
+
 StreamEvent = Union[Ready, Duplicate, Late, Gap]
 
 
@@ -174,7 +182,7 @@ class StreamReassembler:
         self.config = config or DetectorConfig()
         self._window = max(0, int(self.config.reorder_window))
         self._held: dict[int, tuple[Chunk, float]] = {}   # seq -> (chunk, arrival wall time)
-        self._last: Chunk | None = None                    # last released chunk
+        self._last: _Released | None = None                # last released chunk
         self._next_seq: int | None = None
         # Seqs released recently, to tell a Duplicate from a Late chunk. A copy of
         # something older than this is reported as Late: either way it is dropped.
@@ -304,7 +312,8 @@ class StreamReassembler:
                 events.append(Gap(self.device_id, prev.seq, chunk.seq, prev.t_end, chunk.t0,
                                   reason))
         events.append(Ready(chunk))
-        self._last = chunk
+        # Its samples are the pipeline's now; keeping them here would double them.
+        self._last = _Released(chunk.seq, chunk.fs, chunk.t_end)
         self._next_seq = chunk.seq + 1
         self._recent.append(chunk.seq)
         return events
