@@ -110,5 +110,5 @@ def test_short_sums_add_in_numpys_order():
     rng = np.random.default_rng(4)
     for n in (1, 2, 7, 8, 9, 10, 16, 17, 100, 128, 130):
         for _ in range(50):
-            v = list(rng.uniform(0.2, 2.0, n) * 10 ** rng.integers(-3, 3))
+            v = [float(x) for x in rng.uniform(0.2, 2.0, n) * 10.0 ** rng.integers(-3, 3)]
             assert _np_sum(v).hex() == float(np.sum(np.array(v))).hex(), n
