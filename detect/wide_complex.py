@@ -53,16 +53,34 @@ KEEP_S = 8.0             # signal kept for beats whose quality window is pending
 
 
 def qrs_width_ms(segment: FloatArray, centre: int, fs: float) -> float:
-    """Width (ms) of the deflection at ``centre`` (+-5 samples) above LEVEL of its size."""
-    e = np.abs(segment - np.median(segment))
-    lo, hi = max(centre - 5, 0), min(centre + 6, e.size)
-    c = lo + int(np.argmax(e[lo:hi]))
-    above = e > LEVEL * e[c]
-    # The contiguous stretch around c.
-    left = np.flatnonzero(~above[:c])
-    right = np.flatnonzero(~above[c:])
-    a = left[-1] + 1 if left.size else 0
-    b = c + right[0] if right.size else e.size
+    """Width (ms) of the deflection at ``centre`` (+-5 samples) above LEVEL of its size.
+
+    The deflection is |x - median| in the segment's own precision; the stretch
+    around its peak is walked in plain Python (a few dozen samples: numpy's
+    per-call cost was most of the time), with the same comparisons, so the
+    width is the one the array version gave."""
+    seg = np.asarray(segment)
+    if seg.dtype.kind != "f":
+        seg = seg.astype(np.float64)
+    n = seg.size
+    m = n // 2
+    if n % 2:
+        med = np.partition(seg, m)[m]
+    else:
+        part = np.partition(seg, (m - 1, m))
+        med = (part[m - 1] + part[m]) / 2                   # np.median's mean of the two
+    e = np.abs(seg - med)
+    x = e.tolist()
+    lo, hi = max(centre - 5, 0), min(centre + 6, n)
+    c = lo + int(e[lo:hi].argmax())
+    level = float(LEVEL * e[c])                             # in the segment's precision
+    # The contiguous stretch above the level around c.
+    a = c
+    while a > 0 and x[a - 1] > level:
+        a -= 1
+    b = c
+    while b < n and x[b] > level:
+        b += 1
     return 1000.0 * (b - a) / fs
 
 
@@ -85,12 +103,15 @@ class WideComplexTracker:
         self._run: list[Beat] = []
         self._active = False
         self.frontier = 0
+        # Cleaned signal from stream index _buf_start, _n samples, in a preallocated
+        # array moved in place (no concatenate per chunk); grows for long pushes.
+        self._data = np.empty(self._keep + int(self.fs))
         self.restart(0)
 
     def restart(self, start: int) -> list[Observation]:
         """A new segment begins at stream index ``start`` (after a gap): no run spans it."""
         out = self._end(self.frontier) if self._active else []
-        self._buf = np.zeros(0)
+        self._n = 0
         self._buf_start = start
         self._pending: deque[Beat] = deque()
         self._prev: int | None = None
@@ -100,8 +121,15 @@ class WideComplexTracker:
 
     def push(self, clean: FloatArray, beats: Sequence[Beat], windows: Sequence[QualityWindow],
              final: bool = False) -> list[Observation]:
-        self._buf = np.concatenate([self._buf, np.asarray(clean, dtype=np.float64)])
-        end = self._buf_start + self._buf.size
+        clean = np.asarray(clean, dtype=np.float64)
+        n, m = self._n, clean.size
+        if n + m > self._data.size:
+            grown = np.empty(max(n + m, 2 * self._data.size))
+            grown[:n] = self._data[:n]
+            self._data = grown
+        self._data[n:n + m] = clean
+        self._n = n = n + m
+        end = self._buf_start + n
         self._pending.extend(beats)
         self._windows.extend(windows)
         if windows:
@@ -120,7 +148,9 @@ class WideComplexTracker:
         # Keep what pending beats and late-reported beats may still need.
         cut = min([end - self._keep] + [b.index - self._half for b in self._pending])
         if cut > self._buf_start:
-            self._buf = self._buf[cut - self._buf_start:]
+            k = min(cut - self._buf_start, self._n)
+            self._data[:self._n - k] = self._data[k:self._n]
+            self._n -= k
             self._buf_start = cut
         return out
 
@@ -147,13 +177,15 @@ class WideComplexTracker:
         """The patient's usual width: median over recent beats below 100 bpm."""
         if len(self._baseline) < 8:
             return WIDE_MS / RATIO
-        return float(np.median(self._baseline))
+        s = sorted(self._baseline)            # np.median's value, without the call
+        m = len(s) // 2
+        return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
 
     def _width(self, index: int) -> float | None:
         a = index - self._half - self._buf_start
-        if a < 0 or a + 2 * self._half + 1 > self._buf.size:
+        if a < 0 or a + 2 * self._half + 1 > self._n:
             return None
-        return qrs_width_ms(self._buf[a:a + 2 * self._half + 1], self._half, self.fs)
+        return qrs_width_ms(self._data[a:a + 2 * self._half + 1], self._half, self.fs)
 
     def _start(self, b: Beat) -> Observation:
         self._active = True

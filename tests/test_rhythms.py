@@ -315,3 +315,29 @@ def test_a_labelled_vt_run_is_one_high_alarm_near_its_onset():
     assert raised[0].condition.priority.value == "high"
     assert abs(raised[0].onset - 30.4) < 1.0
     assert [t.action for t in tr if t.episode_id == raised[0].episode_id][-1] is Action.CLEARED
+
+
+def test_qrs_width_is_the_array_definitions_to_the_sample():
+    # qrs_width_ms walks the stretch in plain Python for speed; it must give the
+    # width the numpy definition gives, in float64 (the pipeline) and float32.
+    from detect.wide_complex import LEVEL, qrs_width_ms
+
+    def reference(segment, centre, fs):
+        e = np.abs(segment - np.median(segment))
+        lo, hi = max(centre - 5, 0), min(centre + 6, e.size)
+        c = lo + int(np.argmax(e[lo:hi]))
+        above = e > LEVEL * e[c]
+        left, right = np.flatnonzero(~above[:c]), np.flatnonzero(~above[c:])
+        a = left[-1] + 1 if left.size else 0
+        b = c + right[0] if right.size else e.size
+        return 1000.0 * (b - a) / fs
+
+    rng = np.random.default_rng(8)
+    for k in range(600):
+        n = int(rng.choice([75, 76, 77]))
+        t = np.arange(n)
+        x = (rng.uniform(0.1, 3) * np.exp(-0.5 * ((t - n // 2) / rng.uniform(1, 15)) ** 2)
+             + rng.normal(0, rng.uniform(0, 0.3), n))
+        x = x.astype(np.float32) if k % 2 else x
+        assert qrs_width_ms(x, n // 2, FS) == reference(x, n // 2, FS), k
+    assert qrs_width_ms(np.zeros(77), 38, FS) == reference(np.zeros(77), 38, FS)
