@@ -210,6 +210,11 @@ class MosquittoBroker(_BrokerBase):
     def url(self) -> str:
         return f"{'mqtts' if self.secure else 'mqtt'}://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The mosquitto process id while it runs (fault tests pause it with SIGSTOP)."""
+        return self._proc.pid if self._proc is not None else None
+
     def _conf_text(self) -> str:
         lines = [f"listener {self.port} {self.host}"]
         if self.secure is None:
