@@ -56,6 +56,10 @@ class _Episode:
     episode_id: str = ""
 
 
+def _decided_at(obs: Observation) -> int:
+    return obs.at
+
+
 class AlarmManager:
     """``push(observations, now_index) -> [AlarmTransition]`` for one device.
 
@@ -88,9 +92,10 @@ class AlarmManager:
         which no observation can still resume it.
         """
         out: list[AlarmTransition] = []
-        for obs in sorted(observations, key=lambda o: o.at):
-            out += self._advance(obs.at)
-            out += self._apply(obs)
+        if observations:                      # most calls bring none: skip the sort
+            for obs in sorted(observations, key=_decided_at):
+                out += self._advance(obs.at)
+                out += self._apply(obs)
         out += self._advance(now_index)
         return out
 
@@ -134,6 +139,8 @@ class AlarmManager:
     def _advance(self, index: int) -> list[AlarmTransition]:
         """Clear every episode whose clearing time has come by ``index``."""
         self._now = max(self._now, int(index))
+        if not self._episodes:
+            return []
         due = sorted((ep.clear_at, c.value, c) for c, ep in self._episodes.items()
                      if ep.clear_at is not None and ep.clear_at <= self._now)
         out = []

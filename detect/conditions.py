@@ -59,6 +59,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import islice
 from dataclasses import dataclass
 
 from .config import DetectorConfig
@@ -249,28 +250,29 @@ class ConditionTracker:
         return out
 
     def _next_event(self, frontier: int) -> tuple[int, int] | None:
-        candidates: list[tuple[int, int]] = []
-        deadline = self._asystole_deadline()
-        if deadline is not None:
-            candidates.append((deadline, _DEADLINE))
+        # The smallest (index, kind) among the candidates, kinds tried in their
+        # order so a later kind wins only when strictly earlier (as min() of tuples).
+        pos, kind = -1, -1
+        if self._usable and Condition.ASYSTOLE not in self._active:
+            pos, kind = self._reference() + self._asystole_n, _DEADLINE
         if self._current is not None:
-            candidates.append((self._current.end, _WINDOW_END))
+            p = self._current.end
+            if kind < 0 or p < pos:
+                pos, kind = p, _WINDOW_END
         elif self._windows:
-            candidates.append((self._windows[0].start, _WINDOW_START))
+            p = self._windows[0].start
+            if kind < 0 or p < pos:
+                pos, kind = p, _WINDOW_START
         if self._beats:
-            candidates.append((self._beats[0].index, _BEAT))
-        if not candidates:
+            p = self._beats[0].index
+            if kind < 0 or p < pos:
+                pos, kind = p, _BEAT
+        if kind < 0:
             return None
-        pos, kind = min(candidates)
         # Beats need the horizon strictly beyond them; the rest may sit on the frontier.
         if pos > frontier or (kind == _BEAT and pos >= frontier):
             return None
         return pos, kind
-
-    def _asystole_deadline(self) -> int | None:
-        if not self._usable or Condition.ASYSTOLE in self._active:
-            return None
-        return self._reference() + self._asystole_n
 
     def _reference(self) -> int:
         """Last beat of the usable stretch, or its start when it has none yet."""
@@ -363,14 +365,15 @@ class ConditionTracker:
               ends: Callable[[float], bool]) -> list[Observation]:
         if len(self._rrs) < n:
             return []
-        window = list(self._rrs)[-n:]
-        span = sum(window)
+        rrs = self._rrs
+        span = sum(islice(rrs, len(rrs) - n, None))         # whole samples: exact in any order
         bpm = 60.0 * self.fs * n / span
+        active = cond in self._active
+        if not active and not starts(bpm):
+            return []                          # the common case: no text, no evidence
         detail = f"mean rate {bpm:.1f} bpm over {n} beats"
-        kw = dict(heart_rate=bpm, rr=window[-1], rr_mean=span / n, beats=n)
-        if cond not in self._active:
-            if not starts(bpm):
-                return []
+        kw = dict(heart_rate=bpm, rr=rrs[-1], rr_mean=span / n, beats=n)
+        if not active:
             self._active[cond] = b - span
             return [self._observe(cond, True, b - span, b, detail, **kw)]
         if ends(bpm):
