@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detect import DETECTOR_VERSION
+from detect.batch import SignalBatcher
 from detect.classify import BeatBatcher, BeatClassifier
 from detect.config import DetectorConfig
 from detect.errors import BrokerError, ConfigError, InputError
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 MAX_CONFIG_BYTES = 16 * 1024        # a device config document is a few hundred bytes
 OVERLOAD_FILL = 0.8                 # inbox share that counts as overloaded ...
 RECOVER_FILL = 0.2                  # ... and the share it must drain below, with
-RECOVER_S = 10.0                    # no dropped message for this long, to recover
+RECOVER_S = 10.0                    # no drop and no fill past OVERLOAD_FILL this long, to recover
 
 # Echoing a hostile topic back whole in a reject would amplify it.
 _MAX_ECHOED_TOPIC = 200
@@ -129,7 +130,7 @@ class Service:
         # Back-pressure: the inbox is bounded; running full is reported, not silent.
         self._overloaded = False
         self._dropped_seen = 0
-        self._last_drop_at = 0.0
+        self._last_busy_at = 0.0             # last drop or fill past OVERLOAD_FILL
         self._peak_depth = 0
         # One service publishes its status and metrics on the shared topics;
         # the workers of a partitioned service each on their own sub-topic.
@@ -141,6 +142,12 @@ class Service:
         # One model session per process, loaded now so a bad file fails at
         # start-up; beats of all devices are labelled in one call per step.
         self.batcher: BeatBatcher | None = None
+        # The filters of every device with a chunk in a batch run in one pass
+        # (detect/batch.py); what the batch touched is finished in _complete.
+        self.signals = SignalBatcher()
+        self._to_ack: list[Received] = []        # handled, acknowledged after _complete
+        self._arrivals: list[float] = []         # inbox arrival times of the batch's chunks
+        self._touched: set[str] = set()          # devices whose state may have changed
         if config.beat_model is not None:
             path = None if config.beat_model == "default" else config.beat_model
             self.batcher = BeatBatcher(BeatClassifier(path))
@@ -228,7 +235,7 @@ class Service:
                     first = None
                 now = self.clock()
                 if first is not None:
-                    self.handle(first, now)
+                    self._receive(first, now)      # completed with the rest of the batch
                 self.step(now)
         finally:
             self.stop()
@@ -236,16 +243,22 @@ class Service:
     # -- the work --------------------------------------------------------------
 
     def step(self, now: float) -> int:
-        """Handle up to ``batch_size`` queued messages, then periodic work."""
+        """Handle up to ``batch_size`` queued messages as one batch, then periodic work.
+
+        Each chunk is decoded and queued by its device's monitor; then one
+        filter pass for all of them (detect/batch.py), each device's chain,
+        one beat-model call, the alerts and states, and finally the
+        acknowledgements, in arrival order.
+        """
         handled = 0
         while handled < self.config.batch_size:
             try:
                 msg = self.edge.inbox.get_nowait()
             except queue.Empty:
                 break
-            self.handle(msg, now)
+            self._receive(msg, now)
             handled += 1
-        self._label_beats(now)
+        self._complete(now)
         self._check_load(now)
         self._periodic(now)
         return handled
@@ -254,17 +267,18 @@ class Service:
         """Say so when input outruns the service, and again when it has caught up.
 
         Overloaded: the inbox dropped messages (paho had accepted them) or is
-        past ``OVERLOAD_FILL`` of its capacity. Recovered: no drop for
-        ``RECOVER_S`` and the inbox below ``RECOVER_FILL``. Both are published
-        on the status topic (retained) with the figures, logged, and counted.
+        past ``OVERLOAD_FILL`` of its capacity. Recovered: the inbox below
+        ``RECOVER_FILL`` after ``RECOVER_S`` with neither a drop nor such a
+        fill. Both are published on the status topic (retained) with the
+        figures, logged, and counted.
         """
         inbox = self.edge.inbox
         depth, capacity, dropped = inbox.qsize(), inbox.maxsize, self.edge.overflow
         depth, self._peak_depth = min(capacity, max(depth, self._peak_depth)), 0
         new_drops = dropped - self._dropped_seen
         self._dropped_seen = dropped
-        if new_drops > 0:
-            self._last_drop_at = now
+        if new_drops > 0 or depth >= OVERLOAD_FILL * capacity:
+            self._last_busy_at = now
         if not self._overloaded and (new_drops > 0 or depth >= OVERLOAD_FILL * capacity):
             self._overloaded = True
             self.counters.count_overload()
@@ -274,12 +288,36 @@ class Service:
             self._publish_status("online", reason)
             self._publish_metrics(now)
         elif (self._overloaded and depth <= RECOVER_FILL * capacity
-              and now - self._last_drop_at >= RECOVER_S):
+              and now - self._last_busy_at >= RECOVER_S):
             self._overloaded = False
             reason = f"recovered: inbox {depth}/{capacity}, {dropped} messages dropped so far"
             log.warning("service %s %s", self.config.client_id, reason)
             self._publish_status("online", reason)
             self._publish_metrics(now)
+
+    def _complete(self, now: float) -> None:
+        """Finish the batch: filters, chains, labels, states; then acknowledge it."""
+        for block in self.signals.run():
+            device_id = block.pipeline.device_id
+            try:
+                self._apply(device_id, self.monitors[device_id].resume(block), now)
+            except Exception:
+                # A bug for one device's data must not take down every other device.
+                self._log_internal(device_id, "latest chunk")
+                self._reject(samples_topic(device_id), "internal",
+                             f"The service failed on the latest chunk of device {device_id!r}; "
+                             "the chunk was dropped.", device_id, None)
+        self._label_beats(now)
+        self._publish_states(now)
+        done = self.clock()
+        for received_at in self._arrivals:
+            # From arrival in the inbox to alerts and state handed to the edge.
+            self.counters.record_latency(max(0.0, done - received_at))
+        self._arrivals.clear()
+        # Only now is every chunk of the batch analysed and its alerts in the outbox.
+        for msg in self._to_ack:
+            self.edge.ack(msg)
+        self._to_ack.clear()
 
     def _label_beats(self, now: float) -> None:
         """One model call for the beats every device submitted since the last step."""
@@ -294,20 +332,26 @@ class Service:
                 self.counters.count_reject("internal")
 
     def handle(self, msg: Received, now: float) -> None:
-        """Handle one message, then acknowledge it to the broker.
+        """Handle one message completely, then acknowledge it to the broker
+        (``step`` does the same for a whole batch of messages at once).
 
         Acknowledged after its alerts are in the outbox: a chunk the broker
         considers delivered has been analysed. Every outcome is acknowledged -
         processed, rejected, another worker's device - since redelivery would
         not change it. Not acknowledged only if this raised (the service dies).
         """
+        self._receive(msg, now)
+        self._complete(now)
+
+    def _receive(self, msg: Received, now: float) -> None:
+        """Decode and queue one message; ``_complete`` finishes and acknowledges it."""
         # The inbox's fullest moment since the last load check: with acks after
         # processing the backlog waits at the broker, and a step may drain the
         # inbox as fast as the broker refills it, so depth at check time alone
         # would miss an overload.
         self._peak_depth = max(self._peak_depth, self.edge.inbox.qsize() + 1)
         self._handle(msg, now)
-        self.edge.ack(msg)
+        self._to_ack.append(msg)
 
     def _handle(self, msg: Received, now: float) -> None:
         """Decode one samples message and feed it to its device's monitor."""
@@ -327,14 +371,13 @@ class Service:
         self.counters.count_in()
         try:
             if leaf == "config":
-                self._configure(device_id, msg.payload)
+                self._configure(device_id, msg.payload, now)
                 return
             chunk = decode_samples(device_id, msg.payload)
             seq = chunk.seq
             monitor = self._monitor(device_id)
             self._apply(device_id, monitor.push(chunk, now), now)
-            # From arrival in the inbox to alerts and state handed to the edge.
-            self.counters.record_latency(max(0.0, self.clock() - msg.received_at))
+            self._arrivals.append(msg.received_at)
         except InputError as e:
             self._reject(msg.topic, e.reason, str(e), e.device_id or device_id,
                          e.seq if e.seq is not None else seq)
@@ -345,7 +388,7 @@ class Service:
                          f"The service failed on chunk seq {seq} of device {device_id!r}; "
                          "the chunk was dropped.", device_id, seq)
 
-    def _configure(self, device_id: str, payload: bytes) -> None:
+    def _configure(self, device_id: str, payload: bytes, now: float) -> None:
         """A device's retained config document: validate, keep, apply if it streams.
 
         An empty payload (the retained message deleted) returns the device to
@@ -367,7 +410,8 @@ class Service:
         self.device_configs[device_id] = config
         monitor = self.monitors.get(device_id)
         if monitor is not None:
-            monitor.reconfigure(config)
+            # What the device's queued chunk produces is decided under the old settings.
+            self._apply(device_id, monitor.reconfigure(config), now)
         self.counters.count_config()
         log.info("device %s: %s", device_id,
                  "service configuration" if config is base else "own alarm settings")
@@ -388,10 +432,10 @@ class Service:
                 raise InputError(f"Device {device_id!r} is new but the service already follows "
                                  f"{self.config.max_devices} devices.", device_id=device_id,
                                  reason="too_many_devices")
-            batcher = self.batcher
+            batcher, signals = self.batcher, self.signals
             config = self.device_configs.get(device_id, self.config.detector)
             monitor = DeviceMonitor(device_id, config, pipeline_factory=(
-                lambda d, c: DevicePipeline(d, c, batcher)))
+                lambda d, c: DevicePipeline(d, c, batcher, signals)))
             self.monitors[device_id] = monitor
             log.info("following new device %s", device_id)
         return monitor
@@ -410,7 +454,13 @@ class Service:
             elif isinstance(e, Gap):
                 self.counters.count_gap(e.reason.value)
                 log.info("stream gap (%s) for device %s", e.reason.value, device_id)
-        self._maybe_publish_state(device_id, now)
+        self._touched.add(device_id)
+
+    def _publish_states(self, now: float) -> None:
+        """The state of every device touched since the last call (when it changed or is due)."""
+        for device_id in self._touched:
+            self._maybe_publish_state(device_id, now)
+        self._touched.clear()
 
     def _periodic(self, now: float) -> None:
         self._settle_outbox()
@@ -422,6 +472,7 @@ class Service:
                 except Exception:
                     self._log_internal(device_id, "timer")
                     self.counters.count_reject("internal")
+            self._publish_states(now)
             if self.edge.connected.is_set():
                 # Alerts the MQTT client refused (its queue full) are offered again.
                 republish(self.outbox, self._send_alert)

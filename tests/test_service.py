@@ -230,7 +230,11 @@ def test_an_overflowing_inbox_is_reported_counted_and_recovery_is_announced(
         wait_until(service.edge.inbox.full)
         service.step(clock())
         mine = _from(config.client_id)
-        watch.wait_for(lambda ms: any(s["overloaded"] for s in mine(ms)))
+        # The step acknowledges its 10 chunks at its end, so the broker sends
+        # the next ones at once and paho's thread waits for room in the inbox
+        # (the status it was asked to send waits with it): keep serving.
+        wait_until(lambda: service.step(clock()) >= 0
+                   and any(s["overloaded"] for s in mine(watch.messages)))
         said = [s for s in mine(watch.messages) if s["overloaded"]][0]
         assert said["state"] == "online" and "inbox 10/10, 0 messages dropped" in said["reason"]
         snap = service.counters.snapshot()
@@ -249,5 +253,56 @@ def test_an_overflowing_inbox_is_reported_counted_and_recovery_is_announced(
         watch.wait_for(lambda ms: "recovered" in mine(ms)[-1]["reason"])
         assert mine(watch.messages)[-1]["overloaded"] is False
         assert service.counters.snapshot()["overload_episodes"] == 1
+    finally:
+        service.stop()
+
+
+class _BrokenResume:
+    """A monitor whose chain fails after the batched filters (push is fine)."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def resume(self, block):
+        raise ZeroDivisionError("detector bug after the filters")
+
+
+def test_one_step_filters_every_device_in_one_pass_and_acks_after_processing(
+        mosquitto_broker, mqtt_publisher) -> None:
+    """A step of 8 chunks: one batched filter pass, every chunk analysed, each
+    acknowledged only after the pass; a device failing after the filters is
+    an internal reject and the others are unaffected."""
+    service = Service(_config(mosquitto_broker.url), clock=FakeClock())
+    service.start()          # connected, but no loop: the test drives step()
+    pub = mqtt_publisher(mosquitto_broker.url)
+    try:
+        devices = [_dev() for _ in range(8)]
+        sick = devices[3]
+        service._monitor(sick)
+        service.monitors[sick] = _BrokenResume(service.monitors[sick])  # type: ignore
+        acked_before = service.edge.acked
+        for seq in range(3):
+            for d in devices:
+                pub.send(samples_topic(d), encode_binary(_chunk(d, seq)))
+            wait_until(lambda: service.edge.inbox.qsize() == len(devices),
+                       what="the chunks delivered to the inbox")
+            assert service.edge.acked - acked_before == len(devices) * seq   # not yet
+            blocks_before = service.signals.blocks
+            handled = service.step(float(seq + 1))
+            assert handled == len(devices)
+            assert service.signals.blocks - blocks_before == len(devices)
+            # Every message of the step acknowledged (manual ack on mosquitto).
+            assert service.edge.acked - acked_before == len(devices) * (seq + 1)
+        assert service.signals.runs == 3                 # one filter pass per step
+        snap = service.counters.snapshot()
+        assert snap["chunks_processed"] == 3 * len(devices)
+        assert snap["rejects"]["internal"] == 3          # the sick device's three chunks
+        healthy = [service.monitors[d].state() for d in devices if d != sick]
+        assert all(s.time is not None for s in healthy)
+        # The healthy devices saw all three seconds: their stream time is 3 s on.
+        assert {round(s.time - healthy[0].time, 6) for s in healthy} == {0.0}
     finally:
         service.stop()
