@@ -8,7 +8,9 @@ resample the chunk and hand it over (:meth:`SignalBatcher.submit`). Once per
 tick the owner calls :meth:`SignalBatcher.run`: blocks that share a filter
 design and a length are stacked into one array and filtered along its batch
 axis, each row with its own device's state (:func:`detect.filters.push_many`),
-for the cleaning filter and the R-peak detector's QRS band at once. Each
+for the cleaning filter and the R-peak detector's QRS band at once, then
+the detector's slope and integration window over the band
+(:func:`detect.rpeaks.qrs_energy`, FIR filters along the same axis). Each
 :class:`Filtered` block is then handed back to its pipeline
 (``DevicePipeline.resume``), which runs the rest of the chain (quality,
 R-peaks, VF, beat features, rhythms, alarms) exactly as an unbatched push
@@ -30,7 +32,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .filters import SosFilter, push_many
+from .rpeaks import qrs_energy
 from .types import FloatArray
+
+_EMPTY = np.zeros(0)
 
 if TYPE_CHECKING:                       # the pipeline imports this module
     from .pipeline import DevicePipeline, PipelineResult, _Segment
@@ -45,6 +50,8 @@ class Filtered:
     samples: FloatArray          # resampled to the internal rate, before filtering
     clean: FloatArray            # through the cleaning filter
     band: FloatArray             # through the R-peak detector's QRS band-pass
+    slope: FloatArray            # |5-point slope| of ``band`` (detect.rpeaks.qrs_energy)
+    energy: FloatArray           # its moving-window integral
 
     def resume(self) -> "PipelineResult":
         """Finish this block's analysis (``DevicePipeline.resume``)."""
@@ -67,7 +74,7 @@ class SignalBatcher:
     def __init__(self) -> None:
         self._blocks: dict[int, _Block] = {}     # id(pipeline) -> its pending block
         self.runs = 0                            # batched passes made
-        self.calls = 0                           # sosfilt calls made (2 per group)
+        self.calls = 0                           # filter calls made (4 per group)
         self.blocks = 0                          # blocks filtered, batched or alone
 
     @property
@@ -108,19 +115,25 @@ class SignalBatcher:
             key = (id(b.segment.cleaner.sos), id(b.segment.detector.band_filter.sos),
                    b.samples.size)
             groups.setdefault(key, []).append(i)
-        clean: list[FloatArray | None] = [None] * len(blocks)
-        band: list[FloatArray | None] = [None] * len(blocks)
+        n = len(blocks)
+        clean: list[FloatArray] = [_EMPTY] * n
+        band: list[FloatArray] = [_EMPTY] * n
+        slope: list[FloatArray] = [_EMPTY] * n
+        energy: list[FloatArray] = [_EMPTY] * n
         for rows in groups.values():
             x = np.stack([blocks[i].samples for i in rows])
             cleaners: list[SosFilter] = [blocks[i].segment.cleaner for i in rows]
-            bands: list[SosFilter] = [blocks[i].segment.detector.band_filter for i in rows]
+            detectors = [blocks[i].segment.detector for i in rows]
+            bands: list[SosFilter] = [d.band_filter for d in detectors]
             y_clean, y_band = push_many(cleaners, x), push_many(bands, x)
-            self.calls += 2
+            y_slope, y_energy = qrs_energy(detectors, y_band)
+            self.calls += 4
             for k, i in enumerate(rows):
                 clean[i], band[i] = y_clean[k], y_band[k]
-        self.blocks += len(blocks)
-        return [Filtered(b.pipeline, b.segment, b.samples, c, q)
-                for b, c, q in zip(blocks, clean, band)]
+                slope[i], energy[i] = y_slope[k], y_energy[k]
+        self.blocks += n
+        return [Filtered(b.pipeline, b.segment, b.samples, clean[i], band[i], slope[i], energy[i])
+                for i, b in enumerate(blocks)]
 
 
 __all__ = ["Filtered", "SignalBatcher"]

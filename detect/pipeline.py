@@ -94,13 +94,14 @@ class _Segment:
 
     def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
         y = self.resampler.push(samples)
-        return self.finish(y, self.cleaner.push(y), None)
+        return self.finish(y, self.cleaner.push(y))
 
-    def finish(self, y: np.ndarray, clean: np.ndarray, band: np.ndarray | None,
+    def finish(self, y: np.ndarray, clean: np.ndarray, band: np.ndarray | None = None,
+               energy: tuple[np.ndarray, np.ndarray] | None = None,
                ) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
         """The chain after the filters: ``y`` resampled, ``clean`` through the
-        cleaning filter, ``band`` through the detector's QRS band-pass (None:
-        the detector filters it itself)."""
+        cleaning filter, ``band`` through the detector's QRS band-pass and
+        ``energy`` its slope and integral (None: the detector computes them)."""
         self.clean = clean
         self.vf_events += self.vf.push(clean)
         windows = self.quality.push(y, clean)
@@ -110,7 +111,7 @@ class _Segment:
             if w.quality.usable and not self.usable:
                 self.detector.relearn(w.end - self.offset)
             self.usable = w.quality.usable
-        peaks = [p + self.offset for p in self.detector.push(y, band)]
+        peaks = [p + self.offset for p in self.detector.push(y, band, energy)]
         return peaks, windows, self.features.push(clean, peaks) if self.features else []
 
     def close(self) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
@@ -202,7 +203,8 @@ class DevicePipeline:
         if block.pipeline is not self or seg is not self._seg:
             raise RuntimeError(f"A filtered block of device {block.pipeline.device_id!r} was "
                                f"resumed out of turn in the pipeline of {self.device_id!r}.")
-        peaks, windows, inputs = seg.finish(block.samples, block.clean, block.band)
+        peaks, windows, inputs = seg.finish(block.samples, block.clean, block.band,
+                                            (block.slope, block.energy))
         return self._after_filters(seg, peaks, windows, inputs)
 
     def _after_filters(self, seg: _Segment, peaks: list[int], windows: list[QualityWindow],

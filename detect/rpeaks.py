@@ -25,15 +25,21 @@ interval after the data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, signal
 
 from .filters import SosFilter, bandpass_sos
 from .types import FloatArray
 
 _DERIV = np.array([2.0, 1.0, 0.0, -1.0, -2.0]) / 8.0   # Pan-Tompkins 5-point slope
+# lfilter's denominator for these FIR filters. Not [1.0]: for a length-1
+# denominator scipy convolves and adds the state, which differs from one
+# chunking to another in the last bit; with [1, 0] it runs its sample-by-sample
+# recurrence, exact under any chunking.
+_ONE = np.array([1.0, 0.0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +97,10 @@ class RPeakDetector:
         # and fiducial window; everything older is dropped.
         self._keep = self._locate + 2 * self._la + self._n_int + 8
         self._box = np.full(self._n_int, 1.0 / self._n_int)
-        self._bp_tail = np.zeros(4)            # slope filter history
-        self._sq_tail = np.zeros(self._n_int - 1)   # integrator history
+        # Slope and integrator as FIR filters with carried state (zero before
+        # the stream), so many detectors can run them in one call (qrs_energy).
+        self._d_zi = np.zeros(_DERIV.size - 1)
+        self._mwi_zi = np.zeros(self._n_int - 1)
         self._bp_hist = np.zeros(0)
         self._slope_hist = np.zeros(0)
         self._mwi_hist = np.zeros(0)
@@ -146,12 +154,14 @@ class RPeakDetector:
         (:func:`detect.filters.push_many`) and hand the result to :meth:`push`."""
         return self._bp
 
-    def push(self, x: FloatArray, band: FloatArray | None = None) -> list[int]:
-        """Beats decided with ``x`` known; ``band`` is ``x`` already through
-        :attr:`band_filter` (filtered elsewhere), else it is filtered here."""
+    def push(self, x: FloatArray, band: FloatArray | None = None,
+             energy: tuple[FloatArray, FloatArray] | None = None) -> list[int]:
+        """Beats decided with ``x`` known. ``band`` is ``x`` already through
+        :attr:`band_filter` and ``energy`` its :func:`qrs_energy` (both computed
+        elsewhere, for many detectors at once); else they are computed here."""
         x = np.asarray(x, dtype=np.float64)
         if x.size:
-            self._features(x, band)
+            self._features(x, band, energy)
         cands = self._scan()
         self._out = []
         for c in cands:
@@ -161,20 +171,20 @@ class RPeakDetector:
         return self._out
 
     # ---------------------------------------------------------------- features
-    def _features(self, x: FloatArray, band: FloatArray | None) -> None:
+    def _features(self, x: FloatArray, band: FloatArray | None,
+                  energy: tuple[FloatArray, FloatArray] | None) -> None:
         """QRS band -> 5-point slope -> square -> moving-window integral, all causal."""
         bp = self._bp.push(x) if band is None else band
-        if bp.shape != x.shape:
-            raise ValueError(f"The QRS band block has shape {bp.shape}, the signal {x.shape}.")
-        ext = np.concatenate([self._bp_tail, bp])
-        d = np.convolve(ext, _DERIV, mode="valid")
-        # Copies, not views: a view would keep the whole block alive.
-        self._bp_tail = ext[-4:].copy()
-        sq = np.concatenate([self._sq_tail, d * d])
-        mwi = np.convolve(sq, self._box, mode="valid")
-        self._sq_tail = sq[-(self._n_int - 1):].copy() if self._n_int > 1 else sq[:0].copy()
+        if energy is None:
+            slope, mwi = qrs_energy([self], bp[None, :])
+            slope, mwi = slope[0], mwi[0]
+        else:
+            slope, mwi = energy
+        if not bp.shape == slope.shape == mwi.shape == x.shape:
+            raise ValueError(f"The QRS band, slope and energy blocks have shapes {bp.shape}, "
+                             f"{slope.shape} and {mwi.shape}; the signal {x.shape}.")
         self._bp_hist = np.concatenate([self._bp_hist, bp])
-        self._slope_hist = np.concatenate([self._slope_hist, np.abs(d)])
+        self._slope_hist = np.concatenate([self._slope_hist, slope])
         self._mwi_hist = np.concatenate([self._mwi_hist, mwi])
         self._n += x.size
 
@@ -334,6 +344,33 @@ class RPeakDetector:
             step = (due - self._sb_from) / self.fs
             self.spk = max(self._floor, self.spk * float(np.exp(-step / self.p.decay_tau_s)))
         self._sb_from = due
+
+
+def qrs_energy(detectors: Sequence[RPeakDetector], band: np.ndarray,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Pan-Tompkins' |slope| and moving-window integral of each detector's
+    QRS-band row of ``band`` (``(len(detectors), n)``), in one pass.
+
+    The 5-point derivative and the integration window are FIR filters run by
+    ``lfilter`` along the batch axis with each detector's carried state, so a
+    row's result is bit-identical to its detector's own call and independent
+    of the chunking. Returns ``(|slope|, integral)``, both shaped like ``band``.
+    """
+    if band.ndim != 2 or band.shape[0] != len(detectors):
+        raise ValueError(f"qrs_energy needs one row per detector: {len(detectors)} "
+                         f"detectors, a block of shape {band.shape}.")
+    if band.shape[1] == 0 or not detectors:
+        return np.abs(band), band.copy()
+    box = detectors[0]._box
+    if any(d._box.size != box.size for d in detectors):
+        raise ValueError("qrs_energy detectors must share one rate (one integration window).")
+    d, d_zi = signal.lfilter(_DERIV, _ONE, band, axis=1,
+                             zi=np.stack([det._d_zi for det in detectors]))
+    mwi, m_zi = signal.lfilter(box, _ONE, d * d, axis=1,
+                               zi=np.stack([det._mwi_zi for det in detectors]))
+    for i, det in enumerate(detectors):
+        det._d_zi, det._mwi_zi = d_zi[i], m_zi[i]
+    return np.abs(d), mwi
 
 
 def _template(fs: float, amp_mv: float) -> FloatArray:

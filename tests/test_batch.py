@@ -17,6 +17,7 @@ from detect.classify import BeatBatcher, BeatClassifier
 from detect.config import DetectorConfig
 from detect.filters import CleaningFilter, SosFilter, bandpass_sos, push_many
 from detect.pipeline import DevicePipeline
+from detect.rpeaks import RPeakDetector, qrs_energy
 from detect.types import Chunk
 from ecgwatch.evaluation.replay import chunks_of
 from ecgwatch.simulate import fleet_scenarios
@@ -58,6 +59,21 @@ def test_filters_of_one_design_share_its_array():
     b = CleaningFilter(250.0, [0.5, 40.0], [50.0, 60.0])
     assert a.sos is b.sos
     assert CleaningFilter(360, (0.5, 40.0), (50.0, 60.0)).sos is not a.sos
+
+
+def test_qrs_energy_batched_equals_each_detector_alone_and_any_chunking():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 1000))
+    alone = [RPeakDetector(250.0) for _ in range(4)]
+    whole = [qrs_energy([d], x[i:i + 1]) for i, d in enumerate(alone)]
+    batched = [RPeakDetector(250.0) for _ in range(4)]
+    parts = [qrs_energy(batched, x[:, a:b]) for a, b in ((0, 250), (250, 251), (251, 1000))]
+    for i in range(4):
+        for k in (0, 1):                 # |slope|, integral
+            chunked = np.concatenate([p[k][i] for p in parts])
+            assert np.array_equal(chunked, whole[i][k][0])
+    with pytest.raises(ValueError, match="one rate"):
+        qrs_energy([RPeakDetector(250.0), RPeakDetector(500.0)], np.zeros((2, 10)))
 
 
 # -- the batcher's contract ----------------------------------------------------
