@@ -11,7 +11,7 @@ temporary directory, ``max_queued_messages`` raised):
   encoded beforehand, published at QoS 1 in real time, spread over each
   second, recording when each chunk went out and how late it was;
 * the **consumer**: a paho client in this process that subscribes to the
-  alerts, the device states, the metrics and the status topics and stamps
+  alerts, the metrics, the status and the rejects topics and stamps
   every message with its arrival wall time.
 
 The first ``--warmup`` seconds (monitors created, caches warm) are excluded
@@ -31,6 +31,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -197,7 +198,10 @@ def run_one(devices: int, workers: int, opts: dict[str, Any], out: Path) -> RawR
     """One fleet size with one worker count, on a fresh broker."""
     total = opts["warmup"] + opts["seconds"]
     log_path = out / f"service-{devices}x{workers}.log"
-    with MosquittoBroker(extra_conf=BROKER_CONF) as broker:
+    # The alert outbox is part of the measured path (SQLite on disk, as deployed),
+    # in a directory of this run's own rather than the user's state directory.
+    with MosquittoBroker(extra_conf=BROKER_CONF) as broker, \
+            tempfile.TemporaryDirectory(prefix="ecgwatch-bench-e2e-") as state:
         plan = PubPlan(broker.url, devices, total, opts["slots"], opts["seed"])
         ctx = mp.get_context("spawn")
         conn, child = ctx.Pipe()
@@ -208,7 +212,8 @@ def run_one(devices: int, workers: int, opts: dict[str, Any], out: Path) -> RawR
         with open(log_path, "wb") as log_file:
             service = subprocess.Popen(
                 [sys.executable, "-m", "ecgwatch.cli", "serve", "--broker", broker.url,
-                 "--workers", str(workers), "--client-id", client_id, "--log-level", "WARNING"],
+                 "--workers", str(workers), "--client-id", client_id, "--log-level", "WARNING",
+                 "--outbox", str(Path(state) / "outbox-{client_id}.sqlite3")],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT)
         try:
             return _drive(plan, conn, pub, consumer, service, broker, workers, opts, log_path)
