@@ -252,7 +252,10 @@ class RPeakDetector:
             self._searchback(due)
 
     def _start_learning(self, at: int) -> None:
-        self._learn_horizon = self.horizon
+        # Beats found while learning lie at or after ``at`` less the fiducial
+        # search and the filter delay; candidates already scanned past ``at``
+        # are learnt again, so the horizon may not stay ahead of them.
+        self._learn_horizon = max(0, min(self.horizon, at - self._locate - self._delay))
         self._learning = []
         self._learn_start, self._learn_end = at, at + self._learn
         self._pending = []

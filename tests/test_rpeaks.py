@@ -75,6 +75,22 @@ def test_horizon_is_a_promise_later_pushes_never_break():
     assert horizons == sorted(horizons) and horizons[-1] > 35 * FS
 
 
+def test_horizon_holds_across_relearning():
+    """Relearning re-reads candidates already scanned: the horizon must wait for them."""
+    r = regular_r_times(75, 60)
+    x = beat_train(r, FS, 60, noise=0.05, seed=5)
+    x[int(20 * FS):int(24 * FS)] += np.random.default_rng(5).normal(0, 1.0, int(4 * FS))
+    det, horizons = RPeakDetector(FS), [0]
+    for k, i in enumerate(range(0, x.size, int(FS))):
+        if k % 3 == 1:                       # as the pipeline does after noise ends
+            det.relearn(i)
+        new = det.push(x[i:i + int(FS)])
+        assert all(p >= max(horizons) for p in new), (
+            f"beat {new} before the promised horizon {max(horizons)}")
+        horizons.append(det.horizon)
+    assert max(horizons) > 55 * FS
+
+
 def test_amplitude_drop_after_big_beats_is_followed():
     r = regular_r_times(70, 80)
     x = beat_train(r, FS, 80)
