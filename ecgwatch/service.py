@@ -46,6 +46,7 @@ MAX_CONFIG_BYTES = 16 * 1024        # a device config document is a few hundred 
 OVERLOAD_FILL = 0.8                 # inbox share that counts as overloaded ...
 RECOVER_FILL = 0.2                  # ... and the share it must drain below, with
 RECOVER_S = 10.0                    # no drop and no fill past OVERLOAD_FILL this long, to recover
+STOP_OUTBOX_S = 2.0                 # a clean stop waits this long for pending alerts' acks
 
 # Echoing a hostile topic back whole in a reject would amplify it.
 _MAX_ECHOED_TOPIC = 200
@@ -207,6 +208,7 @@ class Service:
             info = self.edge.publish(self._status_topic, self._status("offline", "stopped"),
                                      qos=1, retain=True)
             info.wait_for_publish(timeout=5.0)
+            self._await_outbox(STOP_OUTBOX_S)
         except (BrokerError, RuntimeError, ValueError) as e:
             # Connection already gone: the broker has published the Will instead.
             log.warning("could not publish the offline status: %s", e)
@@ -501,6 +503,22 @@ class Service:
             return None
         # 0: sent; 4 (no connection): queued by paho for the reconnect.
         return info.mid if info.rc in (0, 4) else None
+
+    def _await_outbox(self, timeout: float) -> None:
+        """Give the broker up to ``timeout`` s (wall time: network I/O) to acknowledge
+        the alerts still pending, so that a clean stop leaves the outbox empty."""
+        deadline = time.monotonic() + timeout
+        self._settle_outbox()
+        while self.outbox.pending and time.monotonic() < deadline \
+                and self.edge.connected.is_set():
+            try:
+                self._settle_outbox_from(self._confirmations.get(timeout=0.05))
+            except queue.Empty:
+                pass
+
+    def _settle_outbox_from(self, mid: int) -> None:
+        self.outbox.confirm([mid])
+        self._settle_outbox()
 
     def _settle_outbox(self) -> None:
         """Remove from the outbox the alerts the broker has acknowledged."""
