@@ -35,6 +35,19 @@ def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S,
         time.sleep(0.01)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir(tmp_path_factory) -> Iterator[None]:
+    """Services started by tests (CLI, workers) keep their alert outbox in a
+    temporary state directory, never in the user's ~/.local/state."""
+    old = os.environ.get("ECGWATCH_STATE_DIR")
+    os.environ["ECGWATCH_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("ECGWATCH_STATE_DIR", None)
+    else:
+        os.environ["ECGWATCH_STATE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[EmbeddedBroker | MosquittoBroker]:
     """The suite's broker: mosquitto on a free port if installed, else amqtt.
