@@ -305,7 +305,8 @@ class DevicePipeline:
         transitions = self._alarms.push(obs, self._tracker.frontier)
         transitions += self._af_alarms.push(self._af.push(beats, windows, final),
                                             self._af.frontier)
-        wct = self._wct.push(np.zeros(0) if clean is None else clean, beats, windows, final)
+        wct = self._wct.push(np.zeros(0) if clean is None else clean, beats, windows, final,
+                             horizon)
         transitions += self._wct_alarms.push(wct, self._wct.frontier)
         self._windows.extend(windows)
         labelled = self._classify(beats, inputs, final)

@@ -50,6 +50,7 @@ BASELINE_BEATS = 32
 HALF_S = 0.15            # width search +- around R
 LEVEL = 0.3              # fraction of the R deflection that bounds the width
 KEEP_S = 8.0             # signal kept for beats whose quality window is pending
+CAPACITY_S = 3.0         # look-back array allocated per device: beyond the usual need
 
 
 def qrs_width_ms(segment: FloatArray, centre: int, fs: float) -> float:
@@ -88,7 +89,9 @@ class WideComplexTracker:
     """``push(clean, beats, windows[, final]) -> [Observation]`` for one device's stream.
 
     ``clean`` continues the cleaned signal at ``fs`` from stream index
-    ``start``; call :meth:`restart` when a new segment begins.
+    ``start``; call :meth:`restart` when a new segment begins. ``horizon``
+    (the R-peak detector's promise: no later beat comes before it) lets the
+    tracker keep only the signal that pending and future beats can need.
     """
 
     def __init__(self, fs: float, index_to_time: Callable[[int], float]) -> None:
@@ -104,8 +107,11 @@ class WideComplexTracker:
         self._active = False
         self.frontier = 0
         # Cleaned signal from stream index _buf_start, _n samples, in a preallocated
-        # array moved in place (no concatenate per chunk); grows for long pushes.
-        self._data = np.empty(self._keep + int(self.fs))
+        # array moved in place (no concatenate per chunk). With the detector's
+        # horizon it holds about a second: sized for that, grown when a push needs
+        # more (learning, long search-back) and shrunk back once it no longer does.
+        self._capacity = int(round(CAPACITY_S * self.fs))
+        self._data = np.empty(self._capacity)
         self.restart(0)
 
     def restart(self, start: int) -> list[Observation]:
@@ -120,7 +126,7 @@ class WideComplexTracker:
         return out
 
     def push(self, clean: FloatArray, beats: Sequence[Beat], windows: Sequence[QualityWindow],
-             final: bool = False) -> list[Observation]:
+             final: bool = False, horizon: int | None = None) -> list[Observation]:
         clean = np.asarray(clean, dtype=np.float64)
         n, m = self._n, clean.size
         if n + m > self._data.size:
@@ -145,13 +151,20 @@ class WideComplexTracker:
             self.frontier = max(self.frontier, b.index)
         if final and self._active:
             out += self._end(self.frontier)
-        # Keep what pending beats and late-reported beats may still need.
-        cut = min([end - self._keep] + [b.index - self._half for b in self._pending])
+        # Keep what pending beats and beats reported later may still need: those
+        # come no earlier than the horizon. Never more than KEEP_S back (a beat
+        # reported later than that has no width), so without a horizon, or when
+        # it lags further, the signal dropped is the same as before.
+        late = end - self._keep if horizon is None else max(end - self._keep,
+                                                             horizon - self._half)
+        cut = min([late] + [b.index - self._half for b in self._pending])
         if cut > self._buf_start:
             k = min(cut - self._buf_start, self._n)
             self._data[:self._n - k] = self._data[k:self._n]
             self._n -= k
             self._buf_start = cut
+        if self._data.size > self._capacity and 2 * self._n <= self._capacity:
+            self._data = self._data[:self._capacity].copy()
         return out
 
     # -------------------------------------------------------------- internals

@@ -259,6 +259,32 @@ def test_wide_complex_alarms_do_not_depend_on_chunking(chunk_s):
     assert whole and [(t.action, t.episode_id, t.at) for t in wct_alarms(x, chunk_s)] == whole
 
 
+def test_wide_complex_look_back_follows_the_horizon_with_the_same_observations():
+    """Given the R-peak horizon the tracker keeps about a second of signal, not
+    KEEP_S, and decides exactly as a tracker that keeps KEEP_S (no horizon)."""
+    from detect.wide_complex import KEEP_S, WideComplexTracker
+    x = with_wide_run()
+    x[int(50 * FS):int(53 * FS)] += np.random.default_rng(3).normal(0, 1.0, int(3 * FS))
+    p = DevicePipeline("dev-wct", DetectorConfig())
+    wct, shadow = p._wct, WideComplexTracker(FS, p._time)
+    held, pairs = [], []
+    push = wct.push
+
+    def both(clean, beats, windows, final=False, horizon=None):
+        assert horizon is not None
+        out = push(clean, beats, windows, final, horizon)
+        pairs.append((out, shadow.push(clean, beats, windows, final)))
+        held.append(wct._n)
+        return out
+
+    wct.push = both
+    for c in chunks_of(x, FS, 1.0, "dev-wct"):
+        p.push(c)
+    p.flush()
+    assert any(a for a, _ in pairs) and all(a == b for a, b in pairs)
+    assert max(held[5:]) < 0.4 * KEEP_S * FS
+
+
 def test_a_sinusoidal_wide_run_is_ventricular_fibrillation_alone():
     # At 170 bpm the wide complexes merge into a sine-like wave: the VF
     # detector calls it, and the wide-complex alarm is held back behind it.
