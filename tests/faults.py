@@ -33,6 +33,7 @@ from ecg_fixtures import beat_train, regular_r_times
 from ecgwatch.broker import MosquittoBroker, free_port
 from ecgwatch.evaluation.replay import chunks_of
 from ecgwatch.service import Service, ServiceConfig, ServiceThread
+from ecgwatch.bench_fleet import rss_bytes
 from detect.types import Chunk
 from ingest.device import DeviceMonitor
 from ingest.mqtt import BrokerURL
@@ -174,10 +175,13 @@ def _service(url: str, client_id: str, **kw: Any) -> ServiceThread:
 
 
 class _Peaks:
-    """Samples the inbox depth and outbox size of a running service every 10 ms."""
+    """Samples the inbox depth and outbox size of a running service every 10 ms,
+    and this process's resident memory (the service, the test's clients and
+    its chunks) against what it was at the start."""
 
     def __init__(self, service: Service) -> None:
         self.inbox = self.outbox = 0
+        self.rss_start = self.rss_peak = rss_bytes()
         self._stop = threading.Event()
         self._svc = service
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -188,6 +192,11 @@ class _Peaks:
             self.inbox = max(self.inbox, self._svc.edge.inbox.qsize())
             box = self._svc.outbox
             self.outbox = max(self.outbox, box.pending if box is not None else 0)
+            self.rss_peak = max(self.rss_peak, rss_bytes())
+
+    @property
+    def rss_growth_mb(self) -> float:
+        return round((self.rss_peak - self.rss_start) / 2**20, 1)
 
     def stop(self) -> None:
         self._stop.set()
@@ -330,7 +339,8 @@ def stall(work: Path, devices: int = 3, seconds: int = 40, pause_s: float = 3.0)
         return _figures(f"consumer paused, broker SIGSTOP {pause_s:g} s", len(chunks),
                         counters.snapshot(), expected, sink,
                         inbox_peak=f"{peaks.inbox}/20", outbox_peak=peaks.outbox,
-                        inbox_overflow=runner.service.edge.overflow)
+                        inbox_overflow=runner.service.edge.overflow,
+                        rss_growth_mb=peaks.rss_growth_mb)
     finally:
         peaks.stop()
         if broker.pid is not None:
@@ -379,6 +389,7 @@ def flood(work: Path, normal: int = 4, seconds: int = 40, factor: int = 10,
                 snap["duplicates"] - base_dups, len(expected), len(expected & got),
                 len(sink.alert_ids()) - base_alerts,
                 {"inbox_peak": f"{peaks.inbox}/{inbox}", "inbox_overflow": svc.edge.overflow,
+                 "rss_growth_mb": peaks.rss_growth_mb,
                  "overloaded_status": bool(overloaded),
                  **({"calm_alerts": f"{len(calm_ids & got)}/{len(calm_ids)}"} if calm else {})}))
             base_processed, base_dups = snap["chunks_processed"], snap["duplicates"]
