@@ -72,8 +72,10 @@ def chunk_figures(raw: RawRun) -> dict[str, Any]:
              ("chunks_in", "chunks_processed", "rejects_total", "inbox_overflow",
               "duplicates", "gaps_total", "overload_episodes")}
     rejects: Counter[str] = Counter()
+    gaps: Counter[str] = Counter()
     for d in final:
         rejects.update(d["rejects"])
+        gaps.update(d["gaps"])
     published = raw.pub.published
     lost = published - total["chunks_processed"]
     return {"published": published, "unconfirmed_by_broker": raw.pub.unconfirmed,
@@ -82,6 +84,7 @@ def chunk_figures(raw: RawRun) -> dict[str, Any]:
             "inbox_dropped": total["inbox_overflow"],
             "not_taken": lost - total["rejects_total"] - total["inbox_overflow"],
             "duplicates": total["duplicates"], "gaps": total["gaps_total"],
+            "gaps_by_reason": dict(sorted(gaps.items())),
             "overload_episodes": total["overload_episodes"],
             "reject_messages_seen": sum(t == REJECTS_TOPIC for t, _, _ in raw.messages),
             "workers_reporting": len(final)}
