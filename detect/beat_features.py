@@ -54,6 +54,7 @@ LONG_BEATS = 300
 AMP_BEATS = 16
 MAX_POST_S = 2.0
 HISTORY = 5 * FS             # samples kept for beats the detector reports late
+CAPACITY = 3 * FS            # signal array allocated: more than the horizon usually needs
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr",
                "pre_local", "post_local", "pre_long", "local_long", "irregularity")
 _DEFAULT_RR = 0.8            # s, until the stream has told us better
@@ -133,15 +134,19 @@ class BeatFeaturizer:
 
     ``clean`` continues the segment's cleaned signal (index ``start`` for its
     first sample on the first push); ``beats`` are new R indices on the same
-    grid, ascending. Output comes in beat order, each beat once.
+    grid, ascending. Output comes in beat order, each beat once. ``horizon``
+    (the R-peak detector's promise: no later beat before it) lets it keep only
+    the signal that pending and future beats' windows can need.
     """
 
     def __init__(self, start: int = 0, fs: int = FS) -> None:
         if fs != FS:
             raise ValueError(f"The beat features are defined at {FS} Hz, not {fs} Hz.")
         # Cleaned signal from stream index _buf_start, _n samples in a preallocated
-        # array moved in place (no concatenate per chunk); grows for long pushes.
-        self._data = np.empty(HISTORY + WINDOW + FS)
+        # array moved in place (no concatenate per chunk). With the horizon it
+        # holds about a second: sized for that, grown when a push needs more
+        # (no horizon, learning, search-back), shrunk back once it does not.
+        self._data = np.empty(CAPACITY)
         self._n = 0
         self._buf_start = start
         self._end = start
@@ -157,7 +162,8 @@ class BeatFeaturizer:
         self._n_recent = 0
         self._max_post = int(MAX_POST_S * FS)
 
-    def push(self, clean: FloatArray, beats: list[int] | tuple[int, ...] = ()) -> list[BeatInput]:
+    def push(self, clean: FloatArray, beats: list[int] | tuple[int, ...] = (),
+             horizon: int | None = None) -> list[BeatInput]:
         clean = np.asarray(clean, dtype=np.float64)
         n, m = self._n, len(clean)
         if n + m > self._data.size:
@@ -178,7 +184,7 @@ class BeatFeaturizer:
                 break
             self._beats.popleft()
             out.append(self._emit(r, nxt))
-        self._trim()
+        self._trim(horizon)
         return out
 
     def flush(self) -> list[BeatInput]:
@@ -259,14 +265,21 @@ class BeatFeaturizer:
         med = steps[m] if len(steps) % 2 else 0.5 * (steps[m - 1] + steps[m])
         return max(med / local, _MIN_IRREGULARITY)
 
-    def _trim(self) -> None:
-        # Keep what the oldest pending beat may still need, and enough history
-        # for beats the detector reports late (search-back, relearning).
+    def _trim(self, horizon: int | None) -> None:
+        # Keep what the oldest pending beat may still need, and what beats the
+        # detector reports later may: from its horizon on, and never more than
+        # HISTORY back (such a beat's window is padded), so the windows are the
+        # same with or without the horizon.
+        late = self._end - HISTORY
+        if horizon is not None:
+            late = max(late, horizon)
         oldest = self._beats[0] if self._beats else self._end
-        keep_from = min(oldest, self._end - HISTORY) - WINDOW_BEFORE
+        keep_from = min(oldest, late) - WINDOW_BEFORE
         cut = keep_from - self._buf_start
         if cut > 0:
             n = self._n
             self._data[:n - cut] = self._data[cut:n]
             self._n = n - cut
             self._buf_start += cut
+        if self._data.size > CAPACITY and 2 * self._n <= CAPACITY:
+            self._data = self._data[:CAPACITY].copy()

@@ -112,7 +112,8 @@ class _Segment:
                 self.detector.relearn(w.end - self.offset)
             self.usable = w.quality.usable
         peaks = [p + self.offset for p in self.detector.push(y, band, energy)]
-        return peaks, windows, self.features.push(clean, peaks) if self.features else []
+        features = self.features.push(clean, peaks, self.horizon()) if self.features else []
+        return peaks, windows, features
 
     def close(self) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
         """Decide what is pending at the end of the segment."""

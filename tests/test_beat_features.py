@@ -112,3 +112,31 @@ def test_short_sums_add_in_numpys_order():
         for _ in range(50):
             v = [float(x) for x in rng.uniform(0.2, 2.0, n) * 10.0 ** rng.integers(-3, 3)]
             assert _np_sum(v).hex() == float(np.sum(np.array(v))).hex(), n
+
+
+def test_with_the_horizon_the_look_back_is_short_and_the_inputs_the_same():
+    """Beats reported as a detector would (some of them seconds late, the horizon
+    held back for them): a featurizer told the horizon keeps about a second of
+    signal, not HISTORY, and produces exactly the inputs of one that is not."""
+    x, beats = _record(5)
+    late = set(beats[[12, 13]].tolist())          # found by a search-back 3 s later
+    short, full = BeatFeaturizer(), BeatFeaturizer()
+    a, b, held = [], [], []
+    reported: set[int] = set()
+    for end in range(FS, x.size + 1, FS):
+        due = [int(r) for r in beats if r < end - 30 and r not in reported
+               and (r not in late or end - r > 3 * FS)]
+        reported.update(due)
+        waiting = [int(r) for r in beats if r not in reported and r < end]
+        horizon = min([end - 30] + waiting)
+        a += short.push(x[end - FS:end], due, horizon)
+        b += full.push(x[end - FS:end], due)
+        held.append(short._n)
+    a += short.flush()
+    b += full.flush()
+    assert len(a) > 30 and [i.index for i in a] == [i.index for i in b]
+    assert all(np.array_equal(getattr(u, k), getattr(v, k)) for u, v in zip(a, b)
+               for k in ("window", "template", "rr"))
+    # The late pair holds about three seconds while it waits; otherwise about one.
+    assert sorted(held)[len(held) * 9 // 10] < 2 * FS and max(held) < 4 * FS
+    assert full._n > 5 * FS
