@@ -203,7 +203,8 @@ def analyse(raw: RawRun) -> dict[str, Any]:
             "cpu_pct_of_core": {k: round(100 * v / wall, 1) for k, v in raw.cpu.items()},
             "loadavg_1min": [round(x, 2) for x in raw.loadavg], "publisher": pub,
             "alarms": alarms(raw), "drained": raw.drained,
-            "drain_s": round(raw.drained_s, 1), "service_exit": raw.service_exit}
+            "drain_s": round(raw.drained_s, 1), "service_exit": raw.service_exit,
+            "service_log_tail": raw.service_log}
 
 
 def to_json(runs: list[RawRun], opts: dict[str, Any], seconds: float) -> dict[str, Any]:

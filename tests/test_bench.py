@@ -103,7 +103,7 @@ def test_e2e_quick_run_loses_no_chunk_and_reports_every_figure(e2e_report) -> No
     c = run["chunks"]
     assert c["published"] == q["devices"][0] * (q["warmup"] + q["seconds"])
     assert c["unconfirmed_by_broker"] == 0
-    assert c["processed"] == c["published"] and c["lost"] == 0
+    assert c["processed"] == c["published"] and c["lost"] == 0, (c, run["service_log_tail"])
     assert c["rejected"] == 0 and c["inbox_dropped"] == 0 and c["duplicates"] == 0
     assert c["workers_reporting"] == 1 and run["drained"] and run["service_exit"] == 0
     # Figures are present (values are timings: not asserted).
