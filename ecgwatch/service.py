@@ -13,6 +13,7 @@ state/metrics cadence follow it, so tests drive them with a fake clock.
 from __future__ import annotations
 
 import json
+from collections import deque
 import logging
 import queue
 import threading
@@ -146,7 +147,9 @@ class Service:
         # The filters of every device with a chunk in a batch run in one pass
         # (detect/batch.py); what the batch touched is finished in _complete.
         self.signals = SignalBatcher()
-        self._to_ack: list[Received] = []        # handled, acknowledged after _complete
+        # Handled messages, acknowledged in order once analysed: (message,
+        # device, seq) with device and seq set for chunks handed to a monitor.
+        self._to_ack: deque[tuple[Received, str | None, int | None]] = deque()
         self._arrivals: list[float] = []         # inbox arrival times of the batch's chunks
         self._touched: set[str] = set()          # devices whose state may have changed
         if config.beat_model is not None:
@@ -316,10 +319,26 @@ class Service:
             # From arrival in the inbox to alerts and state handed to the edge.
             self.counters.record_latency(max(0.0, done - received_at))
         self._arrivals.clear()
-        # Only now is every chunk of the batch analysed and its alerts in the outbox.
-        for msg in self._to_ack:
+        self._ack_analysed()
+
+    def _ack_analysed(self) -> None:
+        """Acknowledge, in arrival order, every message whose chunk has been analysed.
+
+        Called when a batch is complete: its chunks are analysed and their
+        alerts are in the outbox. A chunk the reassembler holds back, waiting
+        for a missing seq (at most ``reorder_window`` chunks for at most
+        ``reorder_timeout_s``), is not analysed yet: it and the messages after
+        it wait, so a crash meanwhile leaves them with the broker.
+        """
+        queue_ = self._to_ack
+        while queue_:
+            msg, device_id, seq = queue_[0]
+            if device_id is not None and seq is not None:
+                monitor = self.monitors.get(device_id)
+                if monitor is not None and monitor.holds(seq):
+                    break
+            queue_.popleft()
             self.edge.ack(msg)
-        self._to_ack.clear()
 
     def _label_beats(self, now: float) -> None:
         """One model call for the beats every device submitted since the last step."""
@@ -352,11 +371,14 @@ class Service:
         # inbox as fast as the broker refills it, so depth at check time alone
         # would miss an overload.
         self._peak_depth = max(self._peak_depth, self.edge.inbox.qsize() + 1)
-        self._handle(msg, now)
-        self._to_ack.append(msg)
+        pushed = self._handle(msg, now)
+        self._to_ack.append((msg, *(pushed or (None, None))))
 
-    def _handle(self, msg: Received, now: float) -> None:
-        """Decode one samples message and feed it to its device's monitor."""
+    def _handle(self, msg: Received, now: float) -> tuple[str, int] | None:
+        """Decode one samples message and feed it to its device's monitor.
+
+        Returns (device, seq) of a chunk handed to its monitor, else None.
+        """
         device_id: str | None = None
         seq: int | None = None
         index, count = self.config.partition
@@ -367,19 +389,20 @@ class Service:
             if index == 0:
                 self.counters.count_in()
                 self._reject(msg.topic, e.reason, str(e), e.device_id, None)
-            return
+            return None
         if count > 1 and partition_of(device_id, count) != index:
-            return                       # another worker's device: not even decoded
+            return None                  # another worker's device: not even decoded
         self.counters.count_in()
         try:
             if leaf == "config":
                 self._configure(device_id, msg.payload, now)
-                return
+                return None
             chunk = decode_samples(device_id, msg.payload)
             seq = chunk.seq
             monitor = self._monitor(device_id)
             self._apply(device_id, monitor.push(chunk, now), now)
             self._arrivals.append(msg.received_at)
+            return device_id, chunk.seq
         except InputError as e:
             self._reject(msg.topic, e.reason, str(e), e.device_id or device_id,
                          e.seq if e.seq is not None else seq)
@@ -389,6 +412,7 @@ class Service:
             self._reject(msg.topic, "internal",
                          f"The service failed on chunk seq {seq} of device {device_id!r}; "
                          "the chunk was dropped.", device_id, seq)
+        return None
 
     def _configure(self, device_id: str, payload: bytes, now: float) -> None:
         """A device's retained config document: validate, keep, apply if it streams.
@@ -474,7 +498,9 @@ class Service:
                 except Exception:
                     self._log_internal(device_id, "timer")
                     self.counters.count_reject("internal")
-            self._publish_states(now)
+            # Chunks the timer released (a missing seq given up on) were queued
+            # for the filters: analyse them now, then acknowledge them.
+            self._complete(now)
             if self.edge.connected.is_set():
                 # Alerts the MQTT client refused (its queue full) are offered again.
                 republish(self.outbox, self._send_alert)

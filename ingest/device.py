@@ -81,6 +81,10 @@ class DeviceMonitor:
         r = self.pipeline.apply_labels(pairs)
         return MonitorResult(transitions=r.transitions, classified=r.classified)
 
+    def holds(self, seq: int) -> bool:
+        """Whether chunk ``seq`` arrived but waits in the reorder window (not analysed yet)."""
+        return self.reassembler.holds(seq)
+
     def state(self) -> DeviceState:
         return self.pipeline.state()
 

@@ -197,6 +197,10 @@ class StreamReassembler:
         """Chunks waiting for a missing seq (never more than ``reorder_window``)."""
         return len(self._held)
 
+    def holds(self, seq: int) -> bool:
+        """Whether chunk ``seq`` is held back, waiting for a missing one before it."""
+        return seq in self._held
+
     @property
     def next_seq(self) -> int | None:
         return self._next_seq

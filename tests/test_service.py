@@ -306,3 +306,38 @@ def test_one_step_filters_every_device_in_one_pass_and_acks_after_processing(
         assert {round(s.time - healthy[0].time, 6) for s in healthy} == {0.0}
     finally:
         service.stop()
+
+
+def test_a_chunk_held_for_a_missing_seq_is_acknowledged_only_once_analysed(
+        mosquitto_broker, mqtt_publisher) -> None:
+    """Acks wait, in arrival order, behind a chunk the reorder window holds:
+    a crash before the gap is filled leaves it (and what came after) with
+    the broker."""
+    clock = FakeClock()
+    service = Service(_config(mosquitto_broker.url), clock=clock)
+    service.start()
+    pub = mqtt_publisher(mosquitto_broker.url)
+    a, b = _dev(), _dev()
+
+    def deliver(*chunks: Chunk) -> None:
+        for c in chunks:
+            pub.send(samples_topic(c.device_id), encode_binary(c))
+        wait_until(lambda: service.edge.inbox.qsize() == len(chunks), what="delivery")
+        service.step(clock())
+
+    try:
+        start = service.edge.acked
+        deliver(_chunk(a, 0), _chunk(a, 2), _chunk(b, 0))      # a's seq 1 is missing
+        assert service.monitors[a].holds(2)
+        assert service.edge.acked - start == 1                 # a0 only; b0 waits behind a2
+        deliver(_chunk(a, 1))                                  # the gap filled: all analysed
+        assert service.edge.acked - start == 4
+        assert service.counters.snapshot()["chunks_processed"] == 4
+        deliver(_chunk(a, 4))                                  # seq 3 never comes
+        assert service.edge.acked - start == 4
+        service.step(clock.advance(service.config.detector.reorder_timeout_s + 1.5))
+        assert not service.monitors[a].holds(4)                # given up on seq 3 ...
+        assert service.edge.acked - start == 5                 # ... so seq 4 analysed and acked
+        assert service.counters.snapshot()["chunks_processed"] == 5
+    finally:
+        service.stop()
