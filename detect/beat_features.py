@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from . import buffers
 from .types import FloatArray
 
 FS = 250                     # internal rate the model is trained at
@@ -166,11 +167,7 @@ class BeatFeaturizer:
              horizon: int | None = None) -> list[BeatInput]:
         clean = np.asarray(clean, dtype=np.float64)
         n, m = self._n, len(clean)
-        if n + m > self._data.size:
-            grown = np.empty(max(n + m, 2 * self._data.size))
-            grown[:n] = self._data[:n]
-            self._data = grown
-        self._data[n:n + m] = clean
+        self._data = buffers.append(self._data, n, clean)
         self._n = n + m
         self._end += m
         self._beats.extend(int(b) for b in beats)

@@ -59,6 +59,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from . import buffers
 from .errors import ConfigError
 from .types import FloatArray
 
@@ -333,13 +334,8 @@ class VfDetector:
     def push(self, clean: FloatArray) -> list[VfEvent]:
         clean = np.asarray(clean, dtype=np.float64)
         n, m = self._n, clean.size
-        if n + m > self._buf.size:
-            # Only for chunks longer than a hop: grow once, keep the array.
-            grown = np.empty(max(n + m, 2 * self._buf.size))
-            grown[:n] = self._buf[:n]
-            self._buf = grown
-        buf = self._buf
-        buf[n:n + m] = clean
+        # Grows only for chunks longer than a hop, once; the array is kept.
+        self._buf = buf = buffers.append(self._buf, n, clean)
         n += m
         out: list[VfEvent] = []
         while self._next_end <= self._buf_start + n:

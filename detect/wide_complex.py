@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from . import buffers
 from .conditions import Observation
 from .quality import usable_at
 from .types import Beat, Condition, Evidence, FloatArray, QualityWindow
@@ -129,11 +130,7 @@ class WideComplexTracker:
              final: bool = False, horizon: int | None = None) -> list[Observation]:
         clean = np.asarray(clean, dtype=np.float64)
         n, m = self._n, clean.size
-        if n + m > self._data.size:
-            grown = np.empty(max(n + m, 2 * self._data.size))
-            grown[:n] = self._data[:n]
-            self._data = grown
-        self._data[n:n + m] = clean
+        self._data = buffers.append(self._data, n, clean)
         self._n = n = n + m
         end = self._buf_start + n
         self._pending.extend(beats)

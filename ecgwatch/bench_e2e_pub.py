@@ -22,22 +22,20 @@ whether the offered load was really real time.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
-from detect.errors import BrokerError, ConfigError
+from detect.errors import ConfigError
 from detect.types import Chunk
 from ingest.mqtt import BrokerURL
 from ingest.payload import encode_binary
 from ingest.topics import samples_topic
 
-from .simulate import fleet_scenarios
+from .simulate import connect_publisher, fleet_scenarios, wait_acked
 from .synth import synthesize
 
 FS = 250.0
@@ -123,27 +121,10 @@ def render(plan: PubPlan) -> tuple[list[str], list[list[bytes]], dict[str, int],
 
 
 def connect(url: str) -> paho.Client:
-    """One MQTT 3.1.1 client with a deep in-flight window, network loop started."""
-    u = BrokerURL.parse(url)
-    client = paho.Client(CallbackAPIVersion.VERSION2,
-                         client_id=f"bench-pub-{uuid.uuid4().hex[:8]}", protocol=paho.MQTTv311)
-    # QoS 1 at up to a few thousand messages a second: a window of 20 unacked
-    # messages would make the loopback round trip the limit, not the service.
-    client.max_inflight_messages_set(5000)
-    client.max_queued_messages_set(0)
-    connected = threading.Event()
-    client.on_connect = (lambda c, ud, flags, rc, props:
-                         connected.set() if not rc.is_failure else None)
-    try:
-        client.connect(u.host, u.port, keepalive=60)
-    except OSError as e:
-        raise BrokerError(f"The benchmark publisher cannot reach the broker at {url}: {e}.") from e
-    client.loop_start()
-    if not connected.wait(10.0):
-        client.loop_stop()
-        raise BrokerError(f"The broker at {url} did not accept the benchmark publisher "
-                          "within 10 s.")
-    return client
+    """The publisher's MQTT client: a deep in-flight window (QoS 1 at a few
+    thousand messages a second), network loop started."""
+    return connect_publisher(url, f"bench-pub-{uuid.uuid4().hex[:8]}", max_inflight=5000,
+                             keepalive=60, who="The benchmark publisher")
 
 
 def publish(plan: PubPlan, client: paho.Client, topics: list[str],
@@ -172,13 +153,7 @@ def publish(plan: PubPlan, client: paho.Client, topics: list[str],
             published += len(members)
         pending = [m for m in pending if not _acked(m)]
     cpu_s = time.process_time() - cpu0
-    deadline = time.monotonic() + ACK_TIMEOUT_S
-    for m in pending:
-        try:
-            m.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
-        except (RuntimeError, ValueError):      # published while disconnected
-            pass
-    return slot_wall, lag, published, sum(not _acked(m) for m in pending), cpu_s
+    return slot_wall, lag, published, wait_acked(pending, ACK_TIMEOUT_S), cpu_s
 
 
 def _acked(m: paho.MQTTMessageInfo) -> bool:

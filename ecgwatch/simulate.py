@@ -187,7 +187,7 @@ def run_fleet(url: str, sources: Sequence[Scenario | Source], duration: float,
                            duration_s=signal_s)
                for s in sources]
     encode = encode_binary if fmt == "binary" else encode_json
-    client = _connect(url, f"{client_id_prefix}-{uuid.uuid4().hex[:8]}")
+    client = connect_publisher(url, f"{client_id_prefix}-{uuid.uuid4().hex[:8]}")
     start = time.monotonic()
     sent = late = 0
     pending: list[paho.MQTTMessageInfo] = []
@@ -214,17 +214,22 @@ def run_fleet(url: str, sources: Sequence[Scenario | Source], duration: float,
             streams = alive
             pending = [m for m in pending if not _acked(m)]
             k += 1
-        deadline = time.monotonic() + ack_timeout
-        for m in pending:
-            try:
-                m.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
-            except (RuntimeError, ValueError):   # published while disconnected
-                pass
-        unconfirmed = sum(not _acked(m) for m in pending)
+        unconfirmed = wait_acked(pending, ack_timeout)
     finally:
         client.disconnect()
         client.loop_stop()
     return FleetStats(len(sources), sent, time.monotonic() - start, late, unconfirmed)
+
+
+def wait_acked(pending: list[paho.MQTTMessageInfo], timeout: float) -> int:
+    """Wait up to ``timeout`` s in all for the broker's PUBACKs; how many never came."""
+    deadline = time.monotonic() + timeout
+    for m in pending:
+        try:
+            m.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
+        except (RuntimeError, ValueError):      # published while disconnected
+            pass
+    return sum(not _acked(m) for m in pending)
 
 
 def _acked(m: paho.MQTTMessageInfo) -> bool:
@@ -237,11 +242,18 @@ def _acked(m: paho.MQTTMessageInfo) -> bool:
         return False
 
 
-def _connect(url: str, client_id: str) -> paho.Client:
+def connect_publisher(url: str, client_id: str, *, max_inflight: int = 1000,
+                      keepalive: int = 30, who: str = "The simulator") -> paho.Client:
+    """A publishing MQTT 3.1.1 client with its network loop started, once the
+    broker accepted it (``who`` names it in the BrokerError otherwise).
+
+    ``max_inflight``: QoS 1 messages awaiting PUBACK; at thousands of messages
+    a second a small window would make the loopback round trip the limit.
+    """
     u = BrokerURL.parse(url)
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                          protocol=paho.MQTTv311)
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(max_inflight)
     client.max_queued_messages_set(0)
     if u.scheme == "mqtts":
         client.tls_set()            # system CA bundle; the simulator sends no secrets
@@ -249,13 +261,14 @@ def _connect(url: str, client_id: str) -> paho.Client:
     client.on_connect = (lambda c, ud, flags, rc, props:
                          connected.set() if not rc.is_failure else None)
     try:
-        client.connect(u.host, u.port, keepalive=30)
+        client.connect(u.host, u.port, keepalive=keepalive)
     except OSError as e:
-        raise BrokerError(f"The simulator cannot reach the broker at {url}: {e}.") from e
+        raise BrokerError(f"{who} cannot reach the broker at {url}: {e}.") from e
     client.loop_start()
     if not connected.wait(10.0):
         client.loop_stop()
-        raise BrokerError(f"The broker at {url} did not accept the simulator within 10 s.")
+        raise BrokerError(f"The broker at {url} did not accept {who[0].lower() + who[1:]} "
+                          "within 10 s.")
     return client
 
 
