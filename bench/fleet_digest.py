@@ -25,7 +25,7 @@ from detect.classify import BeatBatcher  # noqa: E402
 from detect.config import DetectorConfig  # noqa: E402
 from detect.pipeline import DevicePipeline  # noqa: E402
 from ecgwatch.bench_fleet import load_classifier, make_fleet  # noqa: E402
-from ingest.device import DeviceMonitor  # noqa: E402
+from ingest.device import DeviceMonitor, complete_tick  # noqa: E402
 from ingest.payload import decode_samples  # noqa: E402
 
 
@@ -46,13 +46,8 @@ def digest(devices: int, seconds: int, batched: bool = True) -> dict[str, list]:
     for k in range(seconds):
         for d, payloads in zip(fleet.ids, fleet.payloads):
             take(d, monitors[d].push(decode_samples(d, payloads[k]), float(k + 1)))
-        if signals is not None:
-            for block in signals.run():
-                take(block.pipeline.device_id, monitors[block.pipeline.device_id].resume(block))
-        for pipeline, pairs in model.run():
-            take(pipeline.device_id, monitors[pipeline.device_id].apply_labels(pairs))
-        for d, m in monitors.items():
-            take(d, m.tick(float(k + 1)))
+        for d, r in complete_tick(monitors, signals, model, float(k + 1)):
+            take(d, r)
     out["states"] = [m.state().to_dict() for m in monitors.values()]
     return out
 

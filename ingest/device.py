@@ -9,12 +9,13 @@ the gaps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Union
 
 from detect.config import DetectorConfig
-from detect.batch import Filtered
+from detect.batch import Filtered, SignalBatcher
+from detect.classify import BeatBatcher
 from detect.pipeline import DevicePipeline, PipelineResult
 from detect.types import AlarmTransition, Beat, Chunk, DeviceState, check_device_id
 
@@ -134,4 +135,23 @@ class DeviceMonitor:
                              tuple(classified))
 
 
-__all__ = ["DeviceMonitor", "MonitorResult", "Pipeline", "PipelineFactory", "StreamNotice"]
+def complete_tick(monitors: Mapping[str, DeviceMonitor], signals: SignalBatcher | None,
+                  model: BeatBatcher | None, now: float) -> Iterator[tuple[str, MonitorResult]]:
+    """After every chunk of a tick was pushed: the batched filter pass and each
+    device's chain, one beat-model call, then every monitor's timer, as
+    (device, result) in that order.
+
+    The offline form of ``Service._complete`` and ``_periodic`` (benchmarks,
+    tests): no per-device isolation of failures, nothing published.
+    """
+    for block in signals.run() if signals is not None else ():
+        device_id = block.pipeline.device_id
+        yield device_id, monitors[device_id].resume(block)
+    for pipeline, pairs in model.run() if model is not None else ():
+        yield pipeline.device_id, monitors[pipeline.device_id].apply_labels(pairs)
+    for device_id, monitor in monitors.items():
+        yield device_id, monitor.tick(now)
+
+
+__all__ = ["DeviceMonitor", "MonitorResult", "Pipeline", "PipelineFactory", "StreamNotice",
+           "complete_tick"]

@@ -22,7 +22,7 @@ from detect.types import Chunk
 from ecgwatch.evaluation.replay import chunks_of
 from ecgwatch.simulate import fleet_scenarios
 from ecgwatch.synth import synthesize
-from ingest.device import DeviceMonitor
+from ingest.device import DeviceMonitor, complete_tick
 
 SECONDS = 40
 T0 = 1_700_000_000.0
@@ -156,13 +156,8 @@ def _run(fleet: dict[str, list[tuple[float, Chunk]]], batched: bool):
             limits = {"tachy_bpm": 90, "tachy_clear_bpm": 85}
             take(reconfigured, monitors[reconfigured].reconfigure(
                 base.with_device_overrides({"v": 1, "alarms": limits})))
-        if signals is not None:
-            for block in signals.run():
-                take(block.pipeline.device_id, monitors[block.pipeline.device_id].resume(block))
-        for pipeline, pairs in model.run():
-            take(pipeline.device_id, monitors[pipeline.device_id].apply_labels(pairs))
-        for d, m in monitors.items():
-            take(d, m.tick(now))
+        for d, r in complete_tick(monitors, signals, model, now):
+            take(d, r)
     states = {}
     for d, m in monitors.items():
         take(d, m.flush())
