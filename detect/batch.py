@@ -10,18 +10,24 @@ design and a length are stacked into one array and filtered along its batch
 axis, each row with its own device's state (:func:`detect.filters.push_many`),
 for the cleaning filter and the R-peak detector's QRS band at once, then
 the detector's slope and integration window over the band
-(:func:`detect.rpeaks.qrs_energy`, FIR filters along the same axis). Each
-:class:`Filtered` block is then handed back to its pipeline
-(``DevicePipeline.resume``), which runs the rest of the chain (quality,
-R-peaks, VF, beat features, rhythms, alarms) exactly as an unbatched push
-would.
+(:func:`detect.rpeaks.qrs_energy`, FIR filters along the same axis). The
+windows that the blocks complete are then analysed together too: the VF
+windows' features (:func:`detect.vf.vf_features_many`, one ``rfft`` over all
+of them) and the quality windows' statistics
+(:func:`detect.quality.assess_many`), read from each device's own buffers
+without changing them. Each :class:`Filtered` block is then handed back to
+its pipeline (``DevicePipeline.resume``), which runs the rest of the chain
+(quality verdicts, R-peaks, VF decisions, beat features, rhythms, alarms)
+exactly as an unbatched push would.
 
 Results are identical to unbatched pushes, sample for sample: a pipeline
 settles its own pending block (filtering it alone) before anything else
 touches its signal chain (another chunk, a gap, the end of the record, a new
 configuration), so every device's operations happen in the same order, and
-each row of a batched ``sosfilt`` is computed as its own call would be.
-``tests/test_batch.py`` checks both against a fleet.
+each row of a batched ``sosfilt`` is computed as its own call would be, as is
+each window's features and statistics, to the last bit.
+``tests/test_batch.py`` checks both against a fleet, and
+``bench/compare_windows.py`` the window features against an earlier commit.
 """
 
 from __future__ import annotations
@@ -32,13 +38,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .filters import SosFilter, push_many
+from .quality import assess_many
+from .quality_stats import WindowStats
 from .rpeaks import qrs_energy
 from .types import FloatArray
+from .vf import VfFeatures, vf_features_many
 
 _EMPTY = np.zeros(0)
 
 if TYPE_CHECKING:                       # the pipeline imports this module
     from .pipeline import DevicePipeline, PipelineResult, _Segment
+    from .quality import QualityLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,8 @@ class Filtered:
     band: FloatArray             # through the R-peak detector's QRS band-pass
     slope: FloatArray            # |5-point slope| of ``band`` (detect.rpeaks.qrs_energy)
     energy: FloatArray           # its moving-window integral
+    vf: tuple[VfFeatures, ...]   # features of the VF windows the block completes
+    quality: tuple[WindowStats, ...]   # statistics of the quality windows it completes
 
     def resume(self) -> "PipelineResult":
         """Finish this block's analysis (``DevicePipeline.resume``)."""
@@ -132,8 +144,55 @@ class SignalBatcher:
                 clean[i], band[i] = y_clean[k], y_band[k]
                 slope[i], energy[i] = y_slope[k], y_energy[k]
         self.blocks += n
-        return [Filtered(b.pipeline, b.segment, b.samples, clean[i], band[i], slope[i], energy[i])
+        vf, quality = _vf_windows(blocks, clean), _quality_windows(blocks, clean)
+        return [Filtered(b.pipeline, b.segment, b.samples, clean[i], band[i], slope[i], energy[i],
+                         vf[i], quality[i])
                 for i, b in enumerate(blocks)]
+
+
+def _vf_windows(blocks: list[_Block], clean: list[FloatArray]) -> list[tuple[VfFeatures, ...]]:
+    """Features of the VF windows each block completes, all windows of one length
+    and rate in one :func:`detect.vf.vf_features_many` call (with 1 s chunks every
+    device in steady state completes one window per tick)."""
+    out: list[tuple[VfFeatures, ...]] = [()] * len(blocks)
+    groups: dict[tuple[int, float], list[tuple[int, int]]] = {}
+    for i, b in enumerate(blocks):
+        vf = b.segment.vf
+        count = vf.windows_ending(clean[i].size)
+        if count:
+            groups.setdefault((vf.window, vf.fs), []).append((i, count))
+    for (window, fs), items in groups.items():
+        x = np.empty((sum(c for _, c in items), window))
+        r = 0
+        for i, c in items:
+            blocks[i].segment.vf.fill_windows(clean[i], x[r:r + c])
+            r += c
+        features = vf_features_many(x, fs)
+        r = 0
+        for i, c in items:
+            out[i] = tuple(features[r:r + c])
+            r += c
+    return out
+
+
+def _quality_windows(blocks: list[_Block], clean: list[FloatArray],
+                     ) -> list[tuple[WindowStats, ...]]:
+    """Statistics of the quality windows each block completes, all windows judged
+    under the same limits at the same rate in one :func:`detect.quality.assess_many`."""
+    out: list[tuple[WindowStats, ...]] = [()] * len(blocks)
+    groups: dict[tuple[int, float], tuple[QualityLimits, list]] = {}
+    for i, b in enumerate(blocks):
+        q = b.segment.quality
+        jobs = q.pending(b.samples, clean[i])
+        if jobs:
+            groups.setdefault((id(q.limits), q.fs), (q.limits, []))[1].append((i, jobs))
+    for (_, fs), (limits, items) in groups.items():
+        stats = assess_many([job for _, jobs in items for job in jobs], fs, limits)
+        r = 0
+        for i, jobs in items:
+            out[i] = tuple(stats[r:r + len(jobs)])
+            r += len(jobs)
+    return out
 
 
 __all__ = ["Filtered", "SignalBatcher"]

@@ -19,6 +19,7 @@ device time and alarm ids stay the same whatever the chunking.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,10 +34,11 @@ from .ectopy import EctopyTracker
 from .config import DetectorConfig
 from .filters import CleaningFilter
 from .quality import SignalQuality, usable_at
+from .quality_stats import WindowStats
 from .resample import Resampler
 from .rhythms import AfTracker
 from .rpeaks import RPeakDetector
-from .vf import VfDetector, VfEvent
+from .vf import VfDetector, VfEvent, VfFeatures
 from .wide_complex import WideComplexTracker
 from .types import (Action, AlarmTransition, Beat, Chunk, Condition, DeviceState, Evidence,
                     Priority, Quality, QualityWindow, check_device_id)
@@ -98,13 +100,18 @@ class _Segment:
 
     def finish(self, y: np.ndarray, clean: np.ndarray, band: np.ndarray | None = None,
                energy: tuple[np.ndarray, np.ndarray] | None = None,
+               vf: Sequence[VfFeatures] | None = None,
+               stats: Sequence[WindowStats] | None = None,
                ) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
         """The chain after the filters: ``y`` resampled, ``clean`` through the
         cleaning filter, ``band`` through the detector's QRS band-pass and
-        ``energy`` its slope and integral (None: the detector computes them)."""
+        ``energy`` its slope and integral, ``vf`` the features of the VF windows
+        and ``stats`` the statistics of the quality windows this block completes
+        (None: the stages compute them; detect/batch.py computes them for many
+        devices at once)."""
         self.clean = clean
-        self.vf_events += self.vf.push(clean)
-        windows = self.quality.push(y, clean)
+        self.vf_events += self.vf.push(clean, vf)
+        windows = self.quality.push(y, clean, stats)
         for w in windows:
             # Signal usable again after noise: the detector's levels are stale
             # (noise peaks inflated them), so it learns afresh from here.
@@ -205,7 +212,7 @@ class DevicePipeline:
             raise RuntimeError(f"A filtered block of device {block.pipeline.device_id!r} was "
                                f"resumed out of turn in the pipeline of {self.device_id!r}.")
         peaks, windows, inputs = seg.finish(block.samples, block.clean, block.band,
-                                            (block.slope, block.energy))
+                                            (block.slope, block.energy), block.vf, block.quality)
         return self._after_filters(seg, peaks, windows, inputs)
 
     def _after_filters(self, seg: _Segment, peaks: list[int], windows: list[QualityWindow],

@@ -80,17 +80,17 @@ can lose a window of rate analysis.
 
 from __future__ import annotations
 
-import functools
-import math
 from collections import deque
-from collections.abc import Iterable, Reversible
+from collections.abc import Iterable, Reversible, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
-import numpy.typing as npt
 
 from .config import DetectorConfig
 from .errors import ConfigError
+from .quality_stats import WindowStats, steady_run_bounds, window_stats_many
+from .quality_stats import median as _median
+from .quality_stats import percentiles as _percentiles  # noqa: F401  (tests check it)
 from .types import FloatArray, Quality, QualityWindow
 
 
@@ -131,6 +131,11 @@ class QualityLimits:
                               f"reference_windows={self.reference_windows}.")
 
 
+# One instance for every judge built without limits, so that the batched pass
+# (detect/batch.py) can tell by identity which windows share their limits.
+DEFAULT_LIMITS = QualityLimits()
+
+
 @dataclass(frozen=True, slots=True)
 class Assessment:
     """The verdict on one window and the numbers it was drawn from."""
@@ -159,83 +164,6 @@ def _small_median(values: Iterable[float]) -> float:
     return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
 
 
-def _median(x: FloatArray) -> float:
-    """np.median's value by partial sorting."""
-    n = x.size
-    if n % 2:
-        return float(np.partition(x, n // 2)[n // 2])
-    part = np.partition(x, (n // 2 - 1, n // 2))
-    return (float(part[n // 2 - 1]) + float(part[n // 2])) / 2
-
-
-@functools.lru_cache(maxsize=32)
-def _percentile_plan(n: int, percents: tuple[float, ...]
-                     ) -> tuple[tuple[int, ...], tuple[tuple[int, int, float], ...]]:
-    """Order statistics and weights of np.percentile(x, percents) (method 'linear')
-    for ``n`` samples: the same for every window, so worked out once."""
-    plan = []
-    for p in percents:
-        v = (n - 1) * (p / 100)
-        lo = min(int(math.floor(v)), n - 1)
-        plan.append((lo, min(lo + 1, n - 1), v - lo))
-    kth = tuple(sorted({i for lo, hi, _ in plan for i in (lo, hi)}))
-    return kth, tuple(plan)
-
-
-def _percentiles(x: FloatArray, percents: tuple[float, ...]) -> list[float]:
-    """np.percentile(x, percents) by one partial sort, with numpy's own interpolation
-    (``_lerp``: from the upper neighbour when the weight is 0.5 or more), so the values
-    are the same to the last bit."""
-    kth, plan = _percentile_plan(x.size, percents)
-    part = np.partition(x, kth)
-    out = []
-    for lo, hi, g in plan:
-        a, b = float(part[lo]), float(part[hi])
-        d = b - a
-        out.append(a + d * g if g < 0.5 else b - d * (1 - g))
-    return out
-
-
-_RAW_PERCENTS = (0.5, 99.5)
-# Frequency bands of the spectral indices (Hz, [low, high)): basSQI's 0-1 and 0-40,
-# pSQI's 5-15 and 5-40.
-_BANDS = ((0.0, 40.0), (0.0, 1.0), (5.0, 15.0), (5.0, 40.0))
-
-
-@functools.lru_cache(maxsize=16)
-def _spectral_constants(n: int, fs: float) -> tuple[FloatArray, tuple[tuple[int, int], ...], int]:
-    """Hann window, bin ranges of ``_BANDS`` and the bins needed, for an ``n``-sample span.
-
-    The same for every window of a stream (the window and the frequency masks
-    were a large part of the cost when built per window)."""
-    hann = np.hanning(n)
-    hann.setflags(write=False)
-    freqs = np.fft.rfftfreq(n, 1.0 / fs)
-    ranges = []
-    for f_lo, f_hi in _BANDS:
-        idx = np.flatnonzero((freqs >= f_lo) & (freqs < f_hi))
-        # The grid ascends, so a band is one run of bins: a slice sums the same values.
-        ranges.append((int(idx[0]), int(idx[-1]) + 1) if idx.size else (0, 0))
-    return hann, tuple(ranges), max(b for _, b in ranges)
-
-
-def _steady_run_bounds(raw: FloatArray, limits: QualityLimits
-                       ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Sample ranges ``[start, stop)`` over which ``raw`` stays constant within tolerance,
-    as arrays of starts and stops."""
-    later = raw[1:]
-    tolerance = np.abs(later)
-    tolerance *= limits.plateau_tol_rel
-    tolerance += limits.plateau_tol_mv
-    step = later - raw[:-1]
-    np.abs(step, out=step)
-    padded = np.zeros(raw.size + 1, dtype=bool)
-    np.less_equal(step, tolerance, out=padded[1:-1])
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    # A run of k steady steps starting at step i spans samples i .. i+k.
-    return edges[::2], edges[1::2] + 1
-
-
 def _clipped(raw: FloatArray, runs: Iterable[tuple[int, int]], min_len: int, band: float,
              lo: float | None = None, hi: float | None = None) -> bool:
     """True if a steady run of ``min_len`` samples sits at the window's max or min."""
@@ -251,7 +179,7 @@ def _clipped(raw: FloatArray, runs: Iterable[tuple[int, int]], min_len: int, ban
 
 
 def assess_window(raw: FloatArray, clean: FloatArray, fs: float,
-                  limits: QualityLimits = QualityLimits(),
+                  limits: QualityLimits = DEFAULT_LIMITS,
                   reference_rms: float | None = None,
                   previous_clean: FloatArray | None = None) -> Assessment:
     """Judge one window (see the module docstring for the rules and their sources).
@@ -264,49 +192,72 @@ def assess_window(raw: FloatArray, clean: FloatArray, fs: float,
     if raw.size < 2 or raw.size != clean.size:
         raise ValueError(f"A quality window needs two or more aligned samples, got "
                          f"{raw.size} raw and {clean.size} clean.")
-    span = (clean if previous_clean is None
-            else np.concatenate([np.asarray(previous_clean, dtype=np.float64), clean]))
-    return _assess(raw, clean, span, float(fs), limits, reference_rms)
+    prev = None if previous_clean is None else np.asarray(previous_clean, dtype=np.float64)
+    stats, = assess_many([(raw, clean, prev)], float(fs), limits)
+    return verdict(stats, float(fs), limits, reference_rms)
 
 
-def _assess(raw: FloatArray, clean: FloatArray, span: FloatArray, fs: float,
-            limits: QualityLimits, reference_rms: float | None) -> Assessment:
-    """:func:`assess_window` on checked float64 arrays; ``span`` ends with ``clean``.
+Job = tuple[FloatArray, FloatArray, "FloatArray | None"]
+
+
+def assess_many(jobs: Sequence[Job], fs: float, limits: QualityLimits) -> list[WindowStats]:
+    """The statistics of many windows, each ``(raw, clean, previous clean or None)``
+    (aligned float64 windows, two or more samples), computed together: one numpy
+    call per quantity for all windows of one length and span
+    (:func:`detect.quality_stats.window_stats_many`); judge each with :func:`verdict`."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (raw, _, prev) in enumerate(jobs):
+        groups.setdefault((raw.size, 0 if prev is None else prev.size), []).append(i)
+    out: list[WindowStats | None] = [None] * len(jobs)
+    for (n, m), rows in groups.items():
+        raws = np.empty((len(rows), n))
+        spans = np.empty((len(rows), m + n))
+        for r, i in enumerate(rows):
+            raw, clean, prev = jobs[i]
+            raws[r] = raw
+            spans[r, m:] = clean
+            if m:
+                spans[r, :m] = prev
+        stats = window_stats_many(raws, spans[:, m:], spans, fs, limits.plateau_tol_mv,
+                                  limits.plateau_tol_rel)
+        for i, st in zip(rows, stats):
+            out[i] = st
+    return out  # type: ignore[return-value]
+
+
+def verdict(s: WindowStats, fs: float, limits: QualityLimits,
+            reference_rms: float | None) -> Assessment:
+    """Judge one window from its statistics (see the module docstring).
 
     Every value is computed as numpy's wrappers (percentile, median, mean,
     ptp) compute it, on the same elements in the same order, so the verdicts
     and scores are the same to the last bit; only the per-call overhead is gone.
     """
+    raw = s.raw
     n = raw.size
-    p_lo, p_hi = _percentiles(raw, _RAW_PERCENTS)
-    starts, stops = _steady_run_bounds(raw, limits)
-    lengths = stops - starts
-    longest = int(lengths.max()) if lengths.size else 1
-    if p_hi - p_lo < limits.flat_mv or longest * 2 >= n:
+    if s.p_hi - s.p_lo < limits.flat_mv or s.longest * 2 >= n:
         if abs(_median(raw)) >= limits.rail_mv:
             return Assessment(Quality.SATURATED, 0.0, "rail")
         return Assessment(Quality.LEADS_OFF, 0.0, "flat")
-    lo, hi = float(raw.min()), float(raw.max())
+    lo, hi = s.lo, s.hi
     if max(hi, -lo) >= limits.rail_mv:
         return Assessment(Quality.SATURATED, 0.0, "rail")
     min_len = max(2, int(round(limits.plateau_s * fs)))
-    long_runs = np.flatnonzero(lengths >= min_len)
-    if long_runs.size and _clipped(raw, ((int(starts[i]), int(stops[i])) for i in long_runs),
-                                   min_len, limits.plateau_band, lo, hi):
-        return Assessment(Quality.SATURATED, 0.0, "plateau")
+    if s.longest >= min_len:
+        starts, stops = steady_run_bounds(raw, limits.plateau_tol_mv, limits.plateau_tol_rel)
+        long_runs = np.flatnonzero(stops - starts >= min_len)
+        if _clipped(raw, ((int(starts[i]), int(stops[i])) for i in long_runs),
+                    min_len, limits.plateau_band, lo, hi):
+            return Assessment(Quality.SATURATED, 0.0, "plateau")
 
-    centred = clean - float(clean.sum()) / n
-    ptp = float(clean.max()) - float(clean.min())
-    rms = math.sqrt(float((centred * centred).sum()) / n)
+    ptp, rms = s.ptp, s.rms
     if ptp < limits.quiet_mv:
         return Assessment(Quality.GOOD, 1.0, "quiet", clean_ptp=ptp, clean_rms=rms)
     if ptp > limits.max_physio_mv:
         return Assessment(Quality.UNUSABLE, 0.0, "amplitude", clean_ptp=ptp, clean_rms=rms)
 
-    kurt = float((centred ** 4).sum()) / n / rms ** 4          # Pearson kurtosis (kSQI)
-    hann, bands, bins = _spectral_constants(span.size, fs)
-    spectrum = np.abs(np.fft.rfft((span - float(span.sum()) / span.size) * hann)[:bins]) ** 2
-    power = [float(spectrum[a:b].sum()) for a, b in bands]
+    kurt = s.m4 / n / rms ** 4                                 # Pearson kurtosis (kSQI)
+    power = s.power
     total = max(power[0], 1e-300)
     bas = 1.0 - power[1] / total                               # basSQI
     psqi = power[2] / max(power[3], 1e-300)                    # pSQI
@@ -339,7 +290,7 @@ class SignalQuality:
     def __init__(self, config: DetectorConfig, limits: QualityLimits | None = None,
                  *, start: int = 0) -> None:
         self.config = config
-        self.limits = limits or QualityLimits()
+        self.limits = limits or DEFAULT_LIMITS
         self.fs = float(config.fs)
         self.window = config.samples(self.limits.window_s)
         self._min_tail = config.samples(self.limits.min_window_s)
@@ -359,12 +310,47 @@ class SignalQuality:
         """Stream index of the next sample to be pushed."""
         return self._start + self._fill
 
-    def push(self, raw: FloatArray, clean: FloatArray) -> list[QualityWindow]:
+    def windows_ending(self, m: int) -> int:
+        """How many windows pushing ``m`` more samples completes and judges."""
+        return (self._fill + m) // self.window if self.window >= 2 else 0
+
+    def pending(self, raw: FloatArray, clean: FloatArray) -> list[Job]:
+        """The windows pushing ``raw`` and ``clean`` completes, as :func:`assess_many`
+        jobs, changing nothing: the batched pass (detect/batch.py) computes their
+        statistics for many devices at once before the push."""
+        out: list[Job] = []
+        if self.window < 2:
+            return out
+        fill, i = self._fill, 0
+        prev = self._spans[:self.window] if self._has_previous else None
+        while raw.size - i >= self.window - fill:
+            take = self.window - fill
+            if fill:
+                r = np.concatenate([self._raw[:fill], raw[i:i + take]])
+                c = np.concatenate([self._clean[:fill], clean[i:i + take]])
+            else:
+                r, c = raw[i:i + take], clean[i:i + take]
+            out.append((r, c, prev))
+            prev, fill, i = c, 0, i + take
+        return out
+
+    def push(self, raw: FloatArray, clean: FloatArray,
+             stats: Sequence[WindowStats] | None = None) -> list[QualityWindow]:
+        """Windows judged with this block known. ``stats`` are those of the windows
+        it completes (:meth:`pending`), computed beforehand with other devices';
+        else they are computed here."""
         raw = np.asarray(raw, dtype=np.float64)
         clean = np.asarray(clean, dtype=np.float64)
         if raw.shape != clean.shape or raw.ndim != 1:
             raise ValueError(f"Raw and clean blocks must be aligned 1-D arrays, got shapes "
                              f"{raw.shape} and {clean.shape}.")
+        if stats is None:
+            jobs = self.pending(raw, clean)
+            stats = assess_many(jobs, self.fs, self.limits) if jobs else ()
+        elif len(stats) != self.windows_ending(raw.size):
+            raise ValueError(f"Quality block of {raw.size} samples completes "
+                             f"{self.windows_ending(raw.size)} windows; {len(stats)} "
+                             "statistics were given.")
         out: list[QualityWindow] = []
         i = 0
         while i < raw.size:
@@ -374,7 +360,7 @@ class SignalQuality:
             self._fill += take
             i += take
             if self._fill == self.window:
-                out.append(self._emit())
+                out.append(self._emit(stats[len(out)] if self.window >= 2 else None))
         return out
 
     def flush(self) -> list[QualityWindow]:
@@ -399,7 +385,7 @@ class SignalQuality:
         self.last = None
         return tail
 
-    def _emit(self) -> QualityWindow:
+    def _emit(self, stats: WindowStats | None = None) -> QualityWindow:
         n = self._fill
         raw, clean = self._raw[:n], self._clean[:n]
         if n < self._min_tail or n < 2:
@@ -412,8 +398,10 @@ class SignalQuality:
         else:
             ref = (_small_median(self._reference)
                    if len(self._reference) >= self.limits.reference_min else None)
-            span = self._spans[:self.window + n] if self._has_previous else clean
-            a = _assess(raw, clean, span, self.fs, self.limits, ref)
+            if stats is None:
+                before = self._spans[:self.window] if self._has_previous else None
+                stats, = assess_many([(raw, clean, before)], self.fs, self.limits)
+            a = verdict(stats, self.fs, self.limits, ref)
             quality, score = a.quality, a.score
             if a.quality is Quality.GOOD and a.reason == "sqi" and n == self.window:
                 self._reference.append(a.clean_rms)

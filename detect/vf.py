@@ -47,14 +47,15 @@ was chosen). ``confirm_windows`` (2) consecutive VF-like windows start an
 episode, so the decision comes 5 s after the first fully VF window began at
 the earliest; ``clear_windows`` (3) consecutive other windows end it.
 Everything is decided at window ends, which lie on a fixed grid, so any
-chunking of the stream gives the same events.
+chunking of the stream gives the same events. The features are computed in
+:mod:`detect.vf_features`; the batched service step (detect/batch.py)
+computes them for every device's windows of a tick in one pass.
 """
 
 from __future__ import annotations
 
-import bisect
-import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -62,7 +63,7 @@ import numpy as np
 from . import buffers
 from .errors import ConfigError
 from .types import FloatArray
-
+from .vf_features import VfFeatures, vf_features, vf_features_many
 
 @dataclass(frozen=True, slots=True)
 class VfConfig:
@@ -139,21 +140,6 @@ class VfConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class VfFeatures:
-    """Features of one window (see the module docstring for definitions)."""
-
-    leakage: float
-    tcsc: float          # percent
-    dominant_hz: float
-    moment: float        # Barro's M, in units of the dominant frequency
-    a2: float
-    amplitude_mv: float
-
-    def rounded(self) -> VfFeatures:
-        return VfFeatures(*(round(getattr(self, f.name), 4) for f in fields(self)))
-
-
-@dataclass(frozen=True, slots=True)
 class VfEvent:
     """VF/VFL began (``active``) or ended at sample ``index``, decided at sample ``at``.
 
@@ -173,116 +159,6 @@ class VfEvent:
         if not 0 <= self.index <= self.at:
             raise ValueError(f"VF event at sample {self.index} is decided at sample "
                              f"{self.at}, before it happened.")
-
-
-@dataclass(frozen=True, slots=True)
-class _WindowConstants:
-    """What is the same for every window of ``n`` samples at ``fs``, computed once
-    (building it per window was most of the cost)."""
-
-    taper: FloatArray            # TCSC's cosine ramps
-    hamming: FloatArray          # Barro's spectral window
-    nfft: int
-    freqs: FloatArray            # FFT bin frequencies up to ``bins``
-    freq_list: list[float]       # the same as floats, for bisect
-    search: tuple[int, int]      # bins of the dominant-frequency search, 0.5-9 Hz
-    bins: int                    # bins any feature reads (up to 40 Hz)
-    kth: tuple[int, ...]         # order statistics of the 5th and 95th percentiles
-    pos: tuple[tuple[int, int, float], ...]   # (lower, upper, weight) of each
-
-
-@functools.lru_cache(maxsize=8)
-def _window_constants(n: int, fs: float) -> _WindowConstants:
-    ramp = min(int(round(0.25 * fs)), n // 4)
-    taper = np.ones(n)
-    if ramp > 0:
-        r = 0.5 * (1 - np.cos(np.pi * np.arange(ramp) / ramp))
-        taper[:ramp], taper[n - ramp:] = r, r[::-1]
-    nfft = max(2048, 1 << (n - 1).bit_length())
-    f = np.fft.rfftfreq(nfft, 1.0 / fs)
-    search = np.flatnonzero((f >= 0.5) & (f <= 9.0))
-    # The grid ascends, so every band is one run of bins and a slice holds the
-    # same values as the boolean mask did.
-    bins = int(np.flatnonzero(f <= 40.0)[-1]) + 1
-    f = f[:bins].copy()
-    hamming = np.hamming(n)
-    for arr in (taper, f, hamming):
-        arr.setflags(write=False)
-    pos = []
-    for p in ((n - 1) * 0.05, (n - 1) * 0.95):
-        lo = int(math.floor(p))
-        pos.append((lo, min(lo + 1, n - 1), p - lo))
-    kth = tuple(sorted({i for lo, hi, _ in pos for i in (lo, hi)}))
-    return _WindowConstants(taper, hamming, nfft, f, f.tolist(),
-                            (int(search[0]), int(search[-1]) + 1) if search.size else (0, 0),
-                            bins, kth, tuple(pos))
-
-
-def _percentiles_5_95(x: FloatArray, c: _WindowConstants | None = None) -> tuple[float, float]:
-    """The 5th and 95th percentiles (linear interpolation between order statistics)
-    by one partial sort. ``a + (b - a) * w`` throughout, where np.percentile switches
-    to ``b - (b - a) * (1 - w)`` at ``w >= 0.5``: the two may differ in the last bit."""
-    if c is None:
-        c = _window_constants(x.size, 250.0)
-    part = np.partition(x, c.kth)
-    out = []
-    for lo, hi, w in c.pos:
-        a = float(part[lo])
-        out.append(a + (float(part[hi]) - a) * w)
-    return out[0], out[1]
-
-
-def vf_features(x: FloatArray, fs: float) -> VfFeatures:
-    """The four feature groups of one window of cleaned signal (any length >= 1 s).
-
-    Written for speed without changing a bit of the result: sums divided by n
-    instead of np.mean, slices instead of boolean frequency masks, the spectrum's
-    magnitude only up to 40 Hz (no feature reads beyond)."""
-    x = np.asarray(x, dtype=np.float64)
-    n = x.size
-    x = x - float(x.sum()) / n
-    c = _window_constants(n, float(fs))
-    lo_p, hi_p = _percentiles_5_95(x, c)
-    amplitude = hi_p - lo_p
-    ax = np.abs(x)
-    # VF-filter leakage (Kuo & Dillman 1978): half-period from the mean |x| / mean |dx|.
-    dx = x[1:] - x[:-1]
-    dsum = float(np.abs(dx, out=dx).sum())
-    half = int(math.floor(math.pi * float(ax.sum()) / dsum + 0.5)) if dsum > 0 else 0
-    if 0 < half < n:
-        den = float((ax[half:] + ax[:-half]).sum())
-        if den > 0:
-            s = x[half:] + x[:-half]
-            leakage = float(np.abs(s, out=s).sum()) / den
-        else:
-            leakage = 1.0
-    else:
-        leakage = 1.0
-    # TCSC (Arafat 2011): cosine-tapered ends so a wave cut by the window edge
-    # does not count, then the share of samples above 0.2 of the peak.
-    tx = x * c.taper
-    np.abs(tx, out=tx)
-    peak = float(tx.max())
-    tcsc = 100.0 * float(np.count_nonzero(tx > 0.2 * peak)) / n if peak > 0 else 0.0
-    # Spectral shape (Barro 1989). Zero padding to 8 s gives 0.125 Hz bins.
-    a = np.abs(np.fft.rfft(x * c.hamming, c.nfft)[:c.bins])
-    s0, s1 = c.search
-    if s1 <= s0:
-        return VfFeatures(leakage, tcsc, 0.0, math.inf, 0.0, amplitude)
-    k = s0 + int(a[s0:s1].argmax())
-    peak_a = float(a[k])
-    if peak_a <= 0:
-        return VfFeatures(leakage, tcsc, 0.0, math.inf, 0.0, amplitude)
-    f, fl = c.freqs, c.freq_list
-    dom = fl[k]
-    a[a < 0.05 * peak_a] = 0.0
-    # upto: 0.5 Hz .. min(20 F, 40 Hz); near: 0.7 F .. 1.4 F (both ends included).
-    u1 = bisect.bisect_right(fl, min(20.0 * dom, 40.0))
-    total = float(a[s0:u1].sum())
-    moment = float((a[s0:u1] * f[s0:u1]).sum()) / total / dom
-    near = a[bisect.bisect_left(fl, 0.7 * dom):bisect.bisect_right(fl, 1.4 * dom)]
-    a2 = float(near.sum()) / total
-    return VfFeatures(leakage, tcsc, dom, moment, a2, amplitude)
 
 
 class VfDetector:
@@ -331,17 +207,48 @@ class VfDetector:
         """Stream index just after the last sample pushed."""
         return self._buf_start + self._n
 
-    def push(self, clean: FloatArray) -> list[VfEvent]:
+    def windows_ending(self, m: int) -> int:
+        """How many windows pushing ``m`` more samples completes."""
+        last = self.position + m
+        return 0 if self._next_end > last else (last - self._next_end) // self.hop + 1
+
+    def fill_windows(self, clean: FloatArray, out: FloatArray) -> None:
+        """Write the windows that pushing ``clean`` completes into the rows of ``out``
+        (``windows_ending(len(clean))`` rows of ``window`` samples), changing nothing:
+        the batched pass (detect/batch.py) computes their features before the push."""
+        held = self.position
+        for j in range(out.shape[0]):
+            lo = self._next_end + j * self.hop - self.window
+            if lo < held:
+                # The buffer holds less than a window (a full one was decided), so
+                # the window is its tail followed by the block's head.
+                k = held - lo
+                out[j, :k] = self._buf[lo - self._buf_start:self._n]
+                out[j, k:] = clean[:self.window - k]
+            else:
+                out[j] = clean[lo - held:lo - held + self.window]
+
+    def push(self, clean: FloatArray,
+             features: Sequence[VfFeatures] | None = None) -> list[VfEvent]:
+        """Events decided with ``clean`` known. ``features`` are those of the windows
+        the block completes, computed beforehand for many devices at once
+        (:func:`vf_features_many`, detect/batch.py); else they are computed here."""
         clean = np.asarray(clean, dtype=np.float64)
         n, m = self._n, clean.size
+        count = self.windows_ending(m)
+        if features is None:
+            windows = np.empty((count, self.window))
+            self.fill_windows(clean, windows)
+            features = vf_features_many(windows, self.fs) if count else ()
+        elif len(features) != count:
+            raise ValueError(f"VF block of {m} samples completes {count} windows; "
+                             f"{len(features)} features were given.")
         # Grows only for chunks longer than a hop, once; the array is kept.
         self._buf = buf = buffers.append(self._buf, n, clean)
         n += m
         out: list[VfEvent] = []
-        while self._next_end <= self._buf_start + n:
-            lo = self._next_end - self.window - self._buf_start
-            out += self._decide(vf_features(buf[lo:lo + self.window], self.fs),
-                                self._next_end)
+        for feats in features:
+            out += self._decide(feats, self._next_end)
             self._next_end += self.hop
         # Keep only what the next window needs: O(window) memory, moved in place.
         keep_from = self._next_end - self.window - self._buf_start
@@ -386,3 +293,6 @@ class VfDetector:
             self._calm = 0
             return [VfEvent(False, self._calm_index, end, feats.rounded())]
         return []
+
+
+__all__ = ["VfConfig", "VfDetector", "VfEvent", "VfFeatures", "vf_features", "vf_features_many"]

@@ -1,10 +1,13 @@
-"""Filters batched across devices (detect/batch.py) change nothing but the speed.
+"""Filters and windowed features batched across devices (detect/batch.py) change
+nothing but the speed.
 
 A fleet with the awkward cases (other input rates, two chunks of one device
 in one tick, a rate change, a missing and a reordered chunk, a silent
-device, a configuration change mid-stream) runs once with every chunk
-filtered on its own and once with one batched filter pass per tick; every
-beat, label, alarm transition and final state must be the same.
+device, a configuration change mid-stream, VF) runs once with every chunk
+filtered and analysed on its own and once with one batched pass per tick
+(filters, VF window features, quality window statistics); every beat, label,
+alarm transition and final state must be the same. The batched window
+functions give each window the same bits as that window alone, in any batch.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from detect.classify import BeatBatcher, BeatClassifier
 from detect.config import DetectorConfig
 from detect.filters import CleaningFilter, SosFilter, bandpass_sos, push_many
 from detect.pipeline import DevicePipeline
+from detect.quality import DEFAULT_LIMITS, SignalQuality, assess_many, assess_window, verdict
 from detect.rpeaks import RPeakDetector, qrs_energy
-from detect.types import Chunk
+from detect.types import Chunk, Condition
+from detect.vf import VfDetector, vf_features, vf_features_many
 from ecgwatch.evaluation.replay import chunks_of
 from ecgwatch.simulate import fleet_scenarios
 from ecgwatch.synth import synthesize
@@ -76,6 +81,77 @@ def test_qrs_energy_batched_equals_each_detector_alone_and_any_chunking():
         qrs_energy([RPeakDetector(250.0), RPeakDetector(500.0)], np.zeros((2, 10)))
 
 
+# -- windowed features ---------------------------------------------------------
+
+def _windows(n: int, count: int, seed: int) -> np.ndarray:
+    """Cleaned ECG, VF-like waves, noise, silence and a constant, cut into windows."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 250.0
+    clean = CleaningFilter(250, (0.5, 40.0), (50.0, 60.0))
+    ecg = clean.push(synthesize(fleet_scenarios(1, seed=seed)[0], 250.0, 60.0).signal)
+    kinds = [lambda: ecg[(o := int(rng.integers(0, ecg.size - n))):o + n],
+             lambda: rng.uniform(0.2, 2) * np.sin(2 * np.pi * rng.uniform(2, 8) * t),
+             lambda: rng.standard_normal(n) * 10 ** rng.uniform(-3, 1),
+             lambda: np.zeros(n),
+             lambda: np.full(n, rng.uniform(-1, 1))]
+    return np.stack([kinds[i % len(kinds)]() for i in range(count)])
+
+
+def _bits(x: object) -> str:
+    return repr(x)          # a float's repr round-trips: equal reprs, equal bits
+
+
+def test_vf_features_of_a_batch_are_each_windows_own_to_the_last_bit():
+    x = _windows(1000, 60, seed=4)
+    alone = [_bits(vf_features(w, 250.0)) for w in x]
+    order = np.random.default_rng(0).permutation(len(x))
+    for part in (order, order[:1], order[7:30], order[30:]):
+        assert [_bits(f) for f in vf_features_many(x[part], 250.0)] == [alone[i] for i in part]
+    assert vf_features_many(np.zeros((0, 1000)), 250.0) == []
+
+
+def test_quality_statistics_of_a_batch_are_each_windows_own_to_the_last_bit():
+    raw = _windows(500, 50, seed=5)
+    clean = _windows(500, 50, seed=6)
+    jobs = [(raw[i], clean[i], clean[i - 1] if i % 3 else None) for i in range(len(raw))]
+    jobs.append((raw[0][:300], clean[0][:300], clean[1]))      # a tail after a full window
+    alone = [_bits(assess_window(r, c, 250.0, DEFAULT_LIMITS, 0.4, p)) for r, c, p in jobs]
+    order = np.random.default_rng(1).permutation(len(jobs))
+    for part in (order, order[:1], order[10:]):
+        stats = assess_many([jobs[i] for i in part], 250.0, DEFAULT_LIMITS)
+        assert ([_bits(verdict(st, 250.0, DEFAULT_LIMITS, 0.4)) for st in stats]
+                == [alone[i] for i in part])
+    reasons = {assess_window(r, c, 250.0, DEFAULT_LIMITS, 0.4, p).reason for r, c, p in jobs}
+    assert {"flat", "sqi"} <= reasons
+
+
+@pytest.mark.parametrize("chunk", [100, 250, 333, 1000, 2600])
+def test_features_computed_before_the_push_equal_the_stages_own(chunk):
+    rng = np.random.default_rng(chunk)
+    x = np.concatenate([_windows(1000, 3, seed=7).ravel(), rng.standard_normal(777)])
+    y = x + 0.1 * rng.standard_normal(x.size)
+    config = DetectorConfig()
+    own = (VfDetector(250.0, start=40), SignalQuality(config, start=40))
+    given = (VfDetector(250.0, start=40), SignalQuality(config, start=40))
+    out_own: list = []
+    out_given: list = []
+    for k in range(0, x.size, chunk):
+        c, r = x[k:k + chunk], y[k:k + chunk]
+        out_own += own[0].push(c) + own[1].push(r, c)
+        windows = np.empty((given[0].windows_ending(c.size), given[0].window))
+        given[0].fill_windows(c, windows)
+        stats = assess_many(given[1].pending(r, c), 250.0, given[1].limits)
+        assert len(stats) == given[1].windows_ending(c.size)
+        out_given += (given[0].push(c, vf_features_many(windows, 250.0))
+                      + given[1].push(r, c, stats))
+    assert [_bits(e) for e in out_given] == [_bits(e) for e in out_own]
+    assert any(e.active for e in out_own if hasattr(e, "active"))   # VF was seen
+    with pytest.raises(ValueError, match="windows"):
+        given[0].push(x[:1000], [])
+    with pytest.raises(ValueError, match="windows"):
+        given[1].push(y[:1000], x[:1000], [])
+
+
 # -- the batcher's contract ----------------------------------------------------
 
 def test_a_second_block_before_the_first_is_filtered_is_refused():
@@ -128,6 +204,11 @@ def _fleet_chunks() -> dict[str, list[tuple[float, Chunk]]]:
             arrivals[k], arrivals[k + 1] = (t1, c2), (t2, c1)
         if i == 5:                                   # silent from 15 s to 28 s
             arrivals = [a for a in arrivals if not 15 <= a[0] < 28]
+        if i == 7:                                   # VF-like waves from 12 s to 26 s
+            t = np.arange(int(14 * fs)) / fs
+            x = x.copy()
+            x[int(12 * fs):int(26 * fs)] = 0.8 * np.sin(2 * np.pi * (4.5 + 0.3 * np.sin(t)) * t)
+            arrivals = [(c.t0 - T0 + dur, c) for c in chunks_of(x, fs, dur, dev, t0=T0)]
         out[dev] = arrivals
     return out
 
@@ -143,7 +224,7 @@ def _run(fleet: dict[str, list[tuple[float, Chunk]]], batched: bool):
     def take(d, r):
         seen[d] += [("beat", b.index) for b in r.beats]
         seen[d] += [("label", b.index, b.label) for b in r.classified]
-        seen[d] += [("alarm", t.id, t.action.value) for t in r.transitions]
+        seen[d] += [("alarm", t.id, t.action.value, t.condition.value) for t in r.transitions]
 
     reconfigured = sorted(fleet)[6]
     for tick in range(1, SECONDS + 3):
@@ -180,6 +261,8 @@ def test_a_fleet_gives_the_same_beats_labels_alarms_and_states_batched_or_not():
     # The comparison means something: beats, labels and alarms were produced ...
     kinds = {e[0] for d in fleet for e in alone[d]}
     assert kinds == {"beat", "label", "alarm"}
+    conditions = {e[3] for d in fleet for e in alone[d] if e[0] == "alarm"}
+    assert {Condition.VENTRICULAR_FIBRILLATION.value, Condition.NOISE.value} <= conditions
     # ... and most blocks were filtered in the batched passes, one per tick.
     assert signals.runs <= SECONDS + 2
     assert signals.blocks >= 12 * (SECONDS - 8)

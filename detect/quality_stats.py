@@ -1,0 +1,163 @@
+"""The numbers :mod:`detect.quality` judges a window by, for many windows at once.
+
+A service step completes a quality window on many devices at the same time
+(detect/batch.py). :func:`window_stats_many` computes what the judge reads of
+each window (raw percentiles and longest steady run, band-passed amplitude,
+rms and fourth moment, band powers of the spectrum) for all of them with one
+numpy call per quantity instead of one per window, and the judge
+(:func:`detect.quality.verdict`) then decides each window from its row.
+
+Every row's numbers are those of that window alone to the last bit, which
+``bench/compare_windows.py`` checks against the commit before batching on
+every MIT-BIH and Noise Stress Test window, and ``tests/test_batch.py`` on
+mixed batches. Why they can be: elementwise operations, order statistics,
+minima and maxima do not depend on the other rows; each row's ``rfft`` is
+its own transform; and each sum runs over one row of a C-ordered array,
+which numpy adds pairwise exactly as it adds that row alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from .types import FloatArray
+
+RAW_PERCENTS = (0.5, 99.5)
+# Frequency bands of the spectral indices (Hz, [low, high)): basSQI's 0-1 and 0-40,
+# pSQI's 5-15 and 5-40.
+BANDS = ((0.0, 40.0), (0.0, 1.0), (5.0, 15.0), (5.0, 40.0))
+
+
+class WindowStats(NamedTuple):
+    """What the quality judge reads of one window (all in mV, mV^2 or mV^4)."""
+
+    raw: FloatArray            # the raw window itself (the rare rail and plateau checks)
+    p_lo: float                # raw 0.5th percentile
+    p_hi: float                # raw 99.5th percentile
+    longest: int               # longest run of steady raw samples (1 if none)
+    lo: float                  # raw minimum
+    hi: float                  # raw maximum
+    ptp: float                 # band-passed peak-to-peak
+    rms: float                 # band-passed rms about the mean
+    m4: float                  # sum of the fourth powers about the mean
+    power: tuple[float, float, float, float]   # spectrum power in BANDS
+
+
+def median(x: FloatArray) -> float:
+    """np.median's value by partial sorting."""
+    n = x.size
+    if n % 2:
+        return float(np.partition(x, n // 2)[n // 2])
+    part = np.partition(x, (n // 2 - 1, n // 2))
+    return (float(part[n // 2 - 1]) + float(part[n // 2])) / 2
+
+
+@functools.lru_cache(maxsize=32)
+def _percentile_plan(n: int, percents: tuple[float, ...]
+                     ) -> tuple[tuple[int, ...], tuple[tuple[int, int, float], ...]]:
+    """Order statistics and weights of np.percentile(x, percents) (method 'linear')
+    for ``n`` samples: the same for every window, so worked out once."""
+    plan = []
+    for p in percents:
+        v = (n - 1) * (p / 100)
+        lo = min(int(math.floor(v)), n - 1)
+        plan.append((lo, min(lo + 1, n - 1), v - lo))
+    kth = tuple(sorted({i for lo, hi, _ in plan for i in (lo, hi)}))
+    return kth, tuple(plan)
+
+
+def percentiles_rows(x: FloatArray, percents: tuple[float, ...]) -> list[FloatArray]:
+    """np.percentile(row, percents) of each row of ``x`` by one partial sort, with
+    numpy's own interpolation (``_lerp``: from the upper neighbour when the weight is
+    0.5 or more), so the values are the same to the last bit."""
+    kth, plan = _percentile_plan(x.shape[1], percents)
+    part = np.partition(x, kth, axis=1)
+    out = []
+    for lo, hi, g in plan:
+        a, b = part[:, lo], part[:, hi]
+        d = b - a
+        out.append(a + d * g if g < 0.5 else b - d * (1 - g))
+    return out
+
+
+def percentiles(x: FloatArray, percents: tuple[float, ...]) -> list[float]:
+    """np.percentile(x, percents) of one 1-D array (:func:`percentiles_rows`)."""
+    return [float(v[0]) for v in percentiles_rows(x[None, :], percents)]
+
+
+@functools.lru_cache(maxsize=16)
+def spectral_constants(n: int, fs: float) -> tuple[FloatArray, tuple[tuple[int, int], ...], int]:
+    """Hann window, bin ranges of ``BANDS`` and the bins needed, for an ``n``-sample span.
+
+    The same for every window of a stream (the window and the frequency masks
+    were a large part of the cost when built per window)."""
+    hann = np.hanning(n)
+    hann.setflags(write=False)
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+    ranges = []
+    for f_lo, f_hi in BANDS:
+        idx = np.flatnonzero((freqs >= f_lo) & (freqs < f_hi))
+        # The grid ascends, so a band is one run of bins: a slice sums the same values.
+        ranges.append((int(idx[0]), int(idx[-1]) + 1) if idx.size else (0, 0))
+    return hann, tuple(ranges), max(b for _, b in ranges)
+
+
+def _steady(raw: FloatArray, tol_mv: float, tol_rel: float) -> npt.NDArray[np.bool_]:
+    """Per row, False + (step i within tolerance of the level) + False: ``(k, n + 1)``."""
+    later = raw[:, 1:]
+    tolerance = np.abs(later)
+    tolerance *= tol_rel
+    tolerance += tol_mv
+    step = later - raw[:, :-1]
+    np.abs(step, out=step)
+    padded = np.zeros((raw.shape[0], raw.shape[1] + 1), dtype=bool)
+    np.less_equal(step, tolerance, out=padded[:, 1:-1])
+    return padded
+
+
+def steady_run_bounds(raw: FloatArray, tol_mv: float, tol_rel: float
+                      ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Sample ranges ``[start, stop)`` over which the 1-D ``raw`` stays constant within
+    ``tol_mv + tol_rel * |level|``, as arrays of starts and stops."""
+    padded = _steady(raw[None, :], tol_mv, tol_rel)[0]
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    # A run of k steady steps starting at step i spans samples i .. i+k.
+    return edges[::2], edges[1::2] + 1
+
+
+def window_stats_many(raw: FloatArray, clean: FloatArray, span: FloatArray, fs: float,
+                      tol_mv: float, tol_rel: float) -> list[WindowStats]:
+    """:class:`WindowStats` of each row: ``raw`` and ``clean`` are ``(k, n)`` windows,
+    ``span`` ``(k, m)`` the band-passed spans their spectra are taken over (each
+    row ending with the window's ``clean``)."""
+    k, n = raw.shape
+    if k == 0:
+        return []
+    p_lo, p_hi = (v.tolist() for v in percentiles_rows(raw, RAW_PERCENTS))
+    padded = _steady(raw, tol_mv, tol_rel)
+    rows, cols = np.nonzero(padded[:, 1:] != padded[:, :-1])
+    longest = np.ones(k, dtype=np.intp)
+    # Each row's edges alternate start, stop: a row starts and ends unsteady.
+    np.maximum.at(longest, rows[::2], cols[1::2] - cols[::2] + 1)
+    centred = clean - (clean.sum(axis=1) / n)[:, None]
+    ptp = clean.max(axis=1) - clean.min(axis=1)
+    sq = centred * centred
+    rms = np.sqrt(sq.sum(axis=1) / n)
+    # ``** 4`` as the judge always computed it (numpy's power, element by element).
+    m4 = (centred ** 4).sum(axis=1)
+    hann, bands, bins = spectral_constants(span.shape[1], fs)
+    spectrum = np.abs(np.fft.rfft((span - (span.sum(axis=1) / span.shape[1])[:, None]) * hann,
+                                  axis=1)[:, :bins]) ** 2
+    power = list(zip(*(spectrum[:, a:b].sum(axis=1).tolist() for a, b in bands)))
+    return [WindowStats(raw[i], *vals) for i, vals in enumerate(zip(
+        p_lo, p_hi, longest.tolist(), raw.min(axis=1).tolist(), raw.max(axis=1).tolist(),
+        ptp.tolist(), rms.tolist(), m4.tolist(), power))]
+
+
+__all__ = ["BANDS", "RAW_PERCENTS", "WindowStats", "median", "percentiles", "percentiles_rows",
+           "spectral_constants", "steady_run_bounds", "window_stats_many"]
