@@ -10,7 +10,9 @@ design and a length are stacked into one array and filtered along its batch
 axis, each row with its own device's state (:func:`detect.filters.push_many`),
 for the cleaning filter and the R-peak detector's QRS band at once, then
 the detector's slope and integration window over the band
-(:func:`detect.rpeaks.qrs_energy`, FIR filters along the same axis). The
+(:func:`detect.rpeaks.qrs_energy`, FIR filters along the same axis) and its
+candidate scan (:func:`detect.rpeaks.scan_many`: moving maximum and peak
+tests over every device's look-back and block side by side). The
 windows that the blocks complete are then analysed together too: the VF
 windows' features (:func:`detect.vf.vf_features_many`, one ``rfft`` over all
 of them) and the quality windows' statistics
@@ -40,7 +42,7 @@ import numpy as np
 from .filters import SosFilter, push_many
 from .quality import assess_many
 from .quality_stats import WindowStats
-from .rpeaks import qrs_energy
+from .rpeaks import Scanned, qrs_energy, scan_many
 from .types import FloatArray
 from .vf import VfFeatures, vf_features_many
 
@@ -64,6 +66,7 @@ class Filtered:
     energy: FloatArray           # its moving-window integral
     vf: tuple[VfFeatures, ...]   # features of the VF windows the block completes
     quality: tuple[WindowStats, ...]   # statistics of the quality windows it completes
+    scanned: Scanned | None      # the R-peak candidate scan (None: the detector scans)
 
     def resume(self) -> "PipelineResult":
         """Finish this block's analysis (``DevicePipeline.resume``)."""
@@ -132,6 +135,7 @@ class SignalBatcher:
         band: list[FloatArray] = [_EMPTY] * n
         slope: list[FloatArray] = [_EMPTY] * n
         energy: list[FloatArray] = [_EMPTY] * n
+        scanned: list[Scanned | None] = [None] * n
         for rows in groups.values():
             x = np.stack([blocks[i].samples for i in rows])
             cleaners: list[SosFilter] = [blocks[i].segment.cleaner for i in rows]
@@ -139,14 +143,15 @@ class SignalBatcher:
             bands: list[SosFilter] = [d.band_filter for d in detectors]
             y_clean, y_band = push_many(cleaners, x), push_many(bands, x)
             y_slope, y_energy = qrs_energy(detectors, y_band)
+            scans = scan_many(detectors, y_band, y_slope, y_energy)
             self.calls += 4
             for k, i in enumerate(rows):
                 clean[i], band[i] = y_clean[k], y_band[k]
-                slope[i], energy[i] = y_slope[k], y_energy[k]
+                slope[i], energy[i], scanned[i] = y_slope[k], y_energy[k], scans[k]
         self.blocks += n
         vf, quality = _vf_windows(blocks, clean), _quality_windows(blocks, clean)
         return [Filtered(b.pipeline, b.segment, b.samples, clean[i], band[i], slope[i], energy[i],
-                         vf[i], quality[i])
+                         vf[i], quality[i], scanned[i])
                 for i, b in enumerate(blocks)]
 
 

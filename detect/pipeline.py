@@ -37,7 +37,7 @@ from .quality import SignalQuality, usable_at
 from .quality_stats import WindowStats
 from .resample import Resampler
 from .rhythms import AfTracker
-from .rpeaks import RPeakDetector
+from .rpeaks import RPeakDetector, Scanned
 from .vf import VfDetector, VfEvent, VfFeatures
 from .wide_complex import WideComplexTracker
 from .types import (Action, AlarmTransition, Beat, Chunk, Condition, DeviceState, Evidence,
@@ -102,13 +102,14 @@ class _Segment:
                energy: tuple[np.ndarray, np.ndarray] | None = None,
                vf: Sequence[VfFeatures] | None = None,
                stats: Sequence[WindowStats] | None = None,
+               scanned: Scanned | None = None,
                ) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
         """The chain after the filters: ``y`` resampled, ``clean`` through the
         cleaning filter, ``band`` through the detector's QRS band-pass and
         ``energy`` its slope and integral, ``vf`` the features of the VF windows
-        and ``stats`` the statistics of the quality windows this block completes
-        (None: the stages compute them; detect/batch.py computes them for many
-        devices at once)."""
+        and ``stats`` the statistics of the quality windows this block completes,
+        ``scanned`` the detector's candidate scan (None: the stages compute them;
+        detect/batch.py computes them for many devices at once)."""
         self.clean = clean
         self.vf_events += self.vf.push(clean, vf)
         windows = self.quality.push(y, clean, stats)
@@ -118,7 +119,7 @@ class _Segment:
             if w.quality.usable and not self.usable:
                 self.detector.relearn(w.end - self.offset)
             self.usable = w.quality.usable
-        peaks = [p + self.offset for p in self.detector.push(y, band, energy)]
+        peaks = [p + self.offset for p in self.detector.push(y, band, energy, scanned)]
         features = self.features.push(clean, peaks, self.horizon()) if self.features else []
         return peaks, windows, features
 
@@ -212,7 +213,8 @@ class DevicePipeline:
             raise RuntimeError(f"A filtered block of device {block.pipeline.device_id!r} was "
                                f"resumed out of turn in the pipeline of {self.device_id!r}.")
         peaks, windows, inputs = seg.finish(block.samples, block.clean, block.band,
-                                            (block.slope, block.energy), block.vf, block.quality)
+                                            (block.slope, block.energy), block.vf, block.quality,
+                                            block.scanned)
         return self._after_filters(seg, peaks, windows, inputs)
 
     def _after_filters(self, seg: _Segment, peaks: list[int], windows: list[QualityWindow],

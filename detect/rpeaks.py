@@ -20,27 +20,22 @@ decision rules refined by Hamilton & Tompkins (IEEE TBME 33(12):1157-1165,
 
 Look-back is bounded: only candidates since the last beat or the last
 search-back are kept, and nothing is decided later than the search-back
-interval after the data.
+interval after the data. The work on the signal alone (slope, integral,
+candidate scan) is in :mod:`detect.rpeak_scan`, where a service step runs it
+for all devices at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from .filters import SosFilter, bandpass_sos
+from .rpeak_scan import _DERIV, Scanned, _Candidate, qrs_energy, scan_many
 from .types import FloatArray
-
-_DERIV = np.array([2.0, 1.0, 0.0, -1.0, -2.0]) / 8.0   # Pan-Tompkins 5-point slope
-# lfilter's denominator for these FIR filters. Not [1.0]: for a length-1
-# denominator scipy convolves and adds the state, which differs from one
-# chunking to another in the last bit; with [1, 0] it runs its sample-by-sample
-# recurrence, exact under any chunking.
-_ONE = np.array([1.0, 0.0])
-
 
 @dataclass(frozen=True, slots=True)
 class DetectorParams:
@@ -59,14 +54,6 @@ class DetectorParams:
     decay_after_s: float = 3.0                   # no beat this long: let the signal level sink
     decay_tau_s: float = 3.0
     min_qrs_mv: float = 0.08                     # smallest QRS we still look for
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    peak: int          # index of the integrated-energy maximum
-    height: float      # integrated energy at the peak
-    r: int             # fiducial: largest |QRS band| before the peak
-    slope: float       # largest |slope| in the QRS window (T-wave test)
 
 
 class RPeakDetector:
@@ -101,10 +88,10 @@ class RPeakDetector:
         # the stream), so many detectors can run them in one call (qrs_energy).
         self._d_zi = np.zeros(_DERIV.size - 1)
         self._mwi_zi = np.zeros(self._n_int - 1)
-        self._bp_hist = np.zeros(0)
-        self._slope_hist = np.zeros(0)
-        self._mwi_hist = np.zeros(0)
-        self._start = 0                        # global index of _bp_hist[0]
+        # Rows: QRS band, |slope|, integrated energy; one array so that one copy
+        # moves all three (the batched scan reads and replaces it whole).
+        self._hist = np.zeros((3, 0))
+        self._start = 0                        # global index of _hist[:, 0]
         self._n = 0                            # samples received
         self._next_cand = 0                    # first index not yet scanned for candidates
         # Decision state.
@@ -155,14 +142,19 @@ class RPeakDetector:
         return self._bp
 
     def push(self, x: FloatArray, band: FloatArray | None = None,
-             energy: tuple[FloatArray, FloatArray] | None = None) -> list[int]:
+             energy: tuple[FloatArray, FloatArray] | None = None,
+             scanned: Scanned | None = None) -> list[int]:
         """Beats decided with ``x`` known. ``band`` is ``x`` already through
-        :attr:`band_filter` and ``energy`` its :func:`qrs_energy` (both computed
-        elsewhere, for many detectors at once); else they are computed here."""
+        :attr:`band_filter` and ``energy`` its :func:`qrs_energy`, ``scanned``
+        the candidates and history this push finds (:func:`scan_many`), all
+        computed elsewhere for many detectors at once; else they are computed here."""
         x = np.asarray(x, dtype=np.float64)
-        if x.size:
-            self._features(x, band, energy)
-        cands = self._scan()
+        if scanned is not None:
+            cands = self._take(scanned, x.size)
+        else:
+            if x.size:
+                self._features(x, band, energy)
+            cands = self._scan()
         self._out = []
         for c in cands:
             self._advance_to(c.peak + self._la)
@@ -183,10 +175,27 @@ class RPeakDetector:
         if not bp.shape == slope.shape == mwi.shape == x.shape:
             raise ValueError(f"The QRS band, slope and energy blocks have shapes {bp.shape}, "
                              f"{slope.shape} and {mwi.shape}; the signal {x.shape}.")
-        self._bp_hist = np.concatenate([self._bp_hist, bp])
-        self._slope_hist = np.concatenate([self._slope_hist, slope])
-        self._mwi_hist = np.concatenate([self._mwi_hist, mwi])
+        self._hist = np.concatenate([self._hist, (bp, slope, mwi)], axis=1)
         self._n += x.size
+
+    def _take(self, scanned: Scanned, m: int) -> tuple[_Candidate, ...]:
+        """What _features, _scan and _trim would do with the next ``m`` samples,
+        already computed by :func:`scan_many`."""
+        if not self.steady or m == 0 or scanned.history.shape != self._hist.shape:
+            raise RuntimeError("A batched R-peak scan was handed to a detector it was "
+                               "not computed for.")
+        self._n += m
+        self._next_cand = self._n - self._la
+        self._start = self._n - self._hist.shape[1]
+        self._hist = scanned.history
+        return scanned.candidates
+
+    @property
+    def steady(self) -> bool:
+        """Past a segment's first samples: the history holds exactly the look-back and
+        the next scan starts where the last ended, as :func:`scan_many` assumes."""
+        return (self._n - self._start == self._keep + self._la
+                and self._next_cand == self._n - self._la)
 
     def _scan(self) -> list[_Candidate]:
         """Local maxima of the integrated energy whose look-ahead is complete.
@@ -199,7 +208,7 @@ class RPeakDetector:
         out: list[_Candidate] = []
         if hi > lo:
             seg_lo = max(lo - la - 1, base)
-            seg = self._mwi_hist[seg_lo - base: hi + la - base]
+            seg = self._hist[2, seg_lo - base: hi + la - base]
             # Before the stream the integrator is zero: pad on the left only.
             pad = (lo - la - 1) - seg_lo if lo - la - 1 < base else 0
             if pad < 0:
@@ -218,19 +227,17 @@ class RPeakDetector:
     def _candidate(self, peak: int) -> _Candidate:
         base = self._start
         a = max(peak - self._locate, base)
-        win = self._bp_hist[a - base: peak + 1 - base]
+        win = self._hist[0, a - base: peak + 1 - base]
         k = int(np.argmax(np.abs(win)))
         r = max(0, a + k - self._delay)
-        slope = float(self._slope_hist[a - base: peak + 1 - base].max())
-        return _Candidate(peak, float(self._mwi_hist[peak - base]), r, slope)
+        slope = float(self._hist[1, a - base: peak + 1 - base].max())
+        return _Candidate(peak, float(self._hist[2, peak - base]), r, slope)
 
     def _trim(self) -> None:
         cut = min(self._next_cand - self._keep, self._n - self._keep)
         if cut > self._start:
             k = cut - self._start
-            self._bp_hist = self._bp_hist[k:].copy()
-            self._slope_hist = self._slope_hist[k:].copy()
-            self._mwi_hist = self._mwi_hist[k:].copy()
+            self._hist = self._hist[:, k:].copy()
             self._start = cut
 
     # --------------------------------------------------------------- decisions
@@ -349,33 +356,6 @@ class RPeakDetector:
         self._sb_from = due
 
 
-def qrs_energy(detectors: Sequence[RPeakDetector], band: np.ndarray,
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Pan-Tompkins' |slope| and moving-window integral of each detector's
-    QRS-band row of ``band`` (``(len(detectors), n)``), in one pass.
-
-    The 5-point derivative and the integration window are FIR filters run by
-    ``lfilter`` along the batch axis with each detector's carried state, so a
-    row's result is bit-identical to its detector's own call and independent
-    of the chunking. Returns ``(|slope|, integral)``, both shaped like ``band``.
-    """
-    if band.ndim != 2 or band.shape[0] != len(detectors):
-        raise ValueError(f"qrs_energy needs one row per detector: {len(detectors)} "
-                         f"detectors, a block of shape {band.shape}.")
-    if band.shape[1] == 0 or not detectors:
-        return np.abs(band), band.copy()
-    box = detectors[0]._box
-    if any(d._box.size != box.size for d in detectors):
-        raise ValueError("qrs_energy detectors must share one rate (one integration window).")
-    d, d_zi = signal.lfilter(_DERIV, _ONE, band, axis=1,
-                             zi=np.stack([det._d_zi for det in detectors]))
-    mwi, m_zi = signal.lfilter(box, _ONE, d * d, axis=1,
-                               zi=np.stack([det._mwi_zi for det in detectors]))
-    for i, det in enumerate(detectors):
-        det._d_zi, det._mwi_zi = d_zi[i], m_zi[i]
-    return np.abs(d), mwi
-
-
 def _template(fs: float, amp_mv: float) -> FloatArray:
     """A 2 s trace with one 90 ms Gaussian QRS of ``amp_mv`` at 1 s."""
     t = np.arange(int(2 * fs)) / fs
@@ -383,14 +363,29 @@ def _template(fs: float, amp_mv: float) -> FloatArray:
 
 
 def _template_delay(det: RPeakDetector) -> int:
-    f = SosFilter(bandpass_sos(det.fs, *det.p.band_hz))
-    y = f.push(_template(det.fs, 1.0))
-    return int(np.argmax(np.abs(y))) - int(det.fs)
+    return _delay_of(det.fs, tuple(det.p.band_hz))
 
 
 def _template_height(det: RPeakDetector, amp_mv: float) -> float:
-    f = SosFilter(bandpass_sos(det.fs, *det.p.band_hz))
-    bp = f.push(_template(det.fs, amp_mv))
+    return _height_of(det.fs, tuple(det.p.band_hz), det._n_int, amp_mv)
+
+
+# The same for every detector of one design: worked out once per process (it was
+# a few percent of a benchmark's time, every device starting a detector).
+@functools.lru_cache(maxsize=16)
+def _delay_of(fs: float, band_hz: tuple[float, float]) -> int:
+    f = SosFilter(bandpass_sos(fs, *band_hz))
+    y = f.push(_template(fs, 1.0))
+    return int(np.argmax(np.abs(y))) - int(fs)
+
+
+@functools.lru_cache(maxsize=16)
+def _height_of(fs: float, band_hz: tuple[float, float], n_int: int, amp_mv: float) -> float:
+    f = SosFilter(bandpass_sos(fs, *band_hz))
+    bp = f.push(_template(fs, amp_mv))
     d = np.convolve(np.concatenate([np.zeros(4), bp]), _DERIV, mode="valid")
-    mwi = np.convolve(d * d, np.ones(det._n_int) / det._n_int)[: d.size]
+    mwi = np.convolve(d * d, np.ones(n_int) / n_int)[: d.size]
     return float(mwi.max())
+
+
+__all__ = ["DetectorParams", "RPeakDetector", "Scanned", "qrs_energy", "scan_many"]

@@ -28,7 +28,7 @@ from detect.pipeline import _Segment
 from detect.quality import SignalQuality, assess_many
 from detect.resample import Resampler
 from detect.rhythms import AfTracker
-from detect.rpeaks import RPeakDetector
+from detect.rpeaks import RPeakDetector, scan_many
 from detect.vf import VfDetector, vf_features_many
 from detect.wide_complex import WideComplexTracker
 from ingest.device import DeviceMonitor
@@ -45,6 +45,7 @@ STAGE_FUNCTIONS: tuple[tuple[str, Callable, int], ...] = (
     ("Resampler.push (250 Hz: a copy)", Resampler.push, 1),
     ("SignalBatcher.run (filters of all devices, one pass)", SignalBatcher.run, 0),
     ("push_many (sosfilt along the batch axis)", push_many, 1),
+    ("scan_many (R-peak candidates of all devices)", scan_many, 1),
     ("vf_features_many (VF windows of all devices)", vf_features_many, 1),
     ("assess_many (quality windows of all devices)", assess_many, 1),
     ("DeviceMonitor.resume", DeviceMonitor.resume, 0),

@@ -21,7 +21,7 @@ from detect.config import DetectorConfig
 from detect.filters import CleaningFilter, SosFilter, bandpass_sos, push_many
 from detect.pipeline import DevicePipeline
 from detect.quality import DEFAULT_LIMITS, SignalQuality, assess_many, assess_window, verdict
-from detect.rpeaks import RPeakDetector, qrs_energy
+from detect.rpeaks import RPeakDetector, qrs_energy, scan_many
 from detect.types import Chunk, Condition
 from detect.vf import VfDetector, vf_features, vf_features_many
 from ecgwatch.evaluation.replay import chunks_of
@@ -79,6 +79,39 @@ def test_qrs_energy_batched_equals_each_detector_alone_and_any_chunking():
             assert np.array_equal(chunked, whole[i][k][0])
     with pytest.raises(ValueError, match="one rate"):
         qrs_energy([RPeakDetector(250.0), RPeakDetector(500.0)], np.zeros((2, 10)))
+
+
+def test_scan_many_finds_what_each_detector_finds_alone_under_any_chunking():
+    rng = np.random.default_rng(3)
+    fs = 250.0
+    ecg = [synthesize(sc, fs, 30.0).signal for sc in fleet_scenarios(6, seed=8)]
+    ecg[5] = rng.standard_normal(ecg[5].size)          # noise: many candidates
+    alone = [RPeakDetector(fs) for _ in ecg]
+    batched = [RPeakDetector(fs) for _ in ecg]
+    # Different starts: detectors 0-2 have run 3.3 s, 3 only 0.2 s, 4-5 start now.
+    for k, warm in ((0, 825), (1, 825), (2, 825), (3, 50)):
+        x = rng.standard_normal(warm) * 0.1
+        alone[k].push(x)
+        batched[k].push(x)
+    beats_alone: list[list[int]] = [[] for _ in ecg]
+    beats_batched: list[list[int]] = [[] for _ in ecg]
+    pos, scanned = 0, 0
+    for size in (250, 250, 1, 125, 600, 250, 333, 250, 2000, 250, 17, 250):
+        x = np.stack([e[pos:pos + size] for e in ecg])
+        pos += size
+        for i, d in enumerate(alone):
+            beats_alone[i] += d.push(x[i])
+        band = push_many([d.band_filter for d in batched], x)
+        slope, energy = qrs_energy(batched, band)
+        scans = scan_many(batched, band, slope, energy)
+        assert [s is not None for s in scans] == [d.steady for d in batched]
+        scanned += sum(s is not None for s in scans)
+        for i, d in enumerate(batched):
+            beats_batched[i] += d.push(x[i], band[i], (slope[i], energy[i]), scans[i])
+    assert beats_batched == beats_alone
+    assert sum(map(len, beats_alone)) > 100 and scanned > 40
+    with pytest.raises(RuntimeError, match="batched R-peak scan"):
+        batched[3].push(np.zeros(0), scanned=scans[0])
 
 
 # -- windowed features ---------------------------------------------------------

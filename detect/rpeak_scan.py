@@ -1,0 +1,136 @@
+"""The R-peak detector's work on each block, for many detectors in one pass.
+
+A service step hands every device's block to its :class:`detect.rpeaks.RPeakDetector`
+at once (detect/batch.py). What the detector computes from the signal alone,
+before any decision, runs here along a batch axis with each detector's own
+state: Pan & Tompkins' (IEEE TBME 32(3):230-236, 1985) 5-point slope and
+moving-window integral (:func:`qrs_energy`), and the scan for candidate
+peaks of the integral with each candidate's fiducial point and slope
+(:func:`scan_many`). Every row's result is the one its detector computes
+alone, to the last bit; the decisions (thresholds, search-back, T-wave test)
+stay in the detector, one device at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage, signal
+
+from .types import FloatArray
+
+if TYPE_CHECKING:                       # rpeaks imports this module
+    from .rpeaks import RPeakDetector
+
+_DERIV = np.array([2.0, 1.0, 0.0, -1.0, -2.0]) / 8.0   # Pan-Tompkins 5-point slope
+# lfilter's denominator for these FIR filters. Not [1.0]: for a length-1
+# denominator scipy convolves and adds the state, which differs from one
+# chunking to another in the last bit; with [1, 0] it runs its sample-by-sample
+# recurrence, exact under any chunking.
+_ONE = np.array([1.0, 0.0])
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    peak: int          # index of the integrated-energy maximum
+    height: float      # integrated energy at the peak
+    r: int             # fiducial: largest |QRS band| before the peak
+    slope: float       # largest |slope| in the QRS window (T-wave test)
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    """A detector's candidate scan of its next block, done with other detectors'
+    (:func:`scan_many`): the candidates found and the history kept after it."""
+
+    candidates: tuple[_Candidate, ...]
+    history: FloatArray          # (3, look-back): QRS band, |slope|, energy
+
+
+def qrs_energy(detectors: Sequence[RPeakDetector], band: np.ndarray,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Pan-Tompkins' |slope| and moving-window integral of each detector's
+    QRS-band row of ``band`` (``(len(detectors), n)``), in one pass.
+
+    The 5-point derivative and the integration window are FIR filters run by
+    ``lfilter`` along the batch axis with each detector's carried state, so a
+    row's result is bit-identical to its detector's own call and independent
+    of the chunking. Returns ``(|slope|, integral)``, both shaped like ``band``.
+    """
+    if band.ndim != 2 or band.shape[0] != len(detectors):
+        raise ValueError(f"qrs_energy needs one row per detector: {len(detectors)} "
+                         f"detectors, a block of shape {band.shape}.")
+    if band.shape[1] == 0 or not detectors:
+        return np.abs(band), band.copy()
+    box = detectors[0]._box
+    if any(d._box.size != box.size for d in detectors):
+        raise ValueError("qrs_energy detectors must share one rate (one integration window).")
+    d, d_zi = signal.lfilter(_DERIV, _ONE, band, axis=1,
+                             zi=np.stack([det._d_zi for det in detectors]))
+    mwi, m_zi = signal.lfilter(box, _ONE, d * d, axis=1,
+                               zi=np.stack([det._mwi_zi for det in detectors]))
+    for i, det in enumerate(detectors):
+        det._d_zi, det._mwi_zi = d_zi[i], m_zi[i]
+    return np.abs(d), mwi
+
+
+def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: FloatArray,
+              energy: FloatArray) -> list[Scanned | None]:
+    """Each detector's candidate scan of its next block (rows of ``band`` and its
+    :func:`qrs_energy` ``slope`` and ``energy``, ``(len(detectors), m)``), done
+    for all :attr:`~RPeakDetector.steady` detectors of one rate in one pass;
+    None for the others (a segment's first second), which scan when pushed.
+
+    Row by row the same as ``RPeakDetector._scan``: each detector's look-back
+    and new block are laid side by side, and the moving maximum, the peak tests
+    and each candidate's fiducial (argmax of |band|) and slope (max) are the
+    same comparisons on the same values, so the candidates are identical.
+    """
+    k, m = band.shape
+    out: list[Scanned | None] = [None] * k
+    if m == 0 or not detectors:
+        return out
+    d0 = detectors[0]
+    la, locate, back = d0._la, d0._locate, d0._keep + d0._la
+    rows = [i for i, d in enumerate(detectors)
+            if d.steady and (d._la, d._locate, d._keep) == (la, locate, d0._keep)]
+    if not rows:
+        return out
+    # Look-back then block, per detector: (3, rows, back + m).
+    ext = np.empty((3, len(rows), back + m))
+    for r, i in enumerate(rows):
+        ext[:, r, :back] = detectors[i]._hist
+    whole = len(rows) == k
+    for j, block in enumerate((band, slope, energy)):
+        ext[j, :, back:] = block if whole else block[rows]
+    mwi = ext[2]
+    # Candidates lie in [lo, hi) = [n - la, n + m - la) of the stream, columns
+    # back - la .. back + m - la; their +-la windows stay inside the row, so the
+    # filter's edge mode never reaches them.
+    c0, c1 = back - la, back + m - la
+    mx = ndimage.maximum_filter1d(mwi, size=2 * la + 1, axis=1, mode="nearest")
+    core = mwi[:, c0:c1]
+    is_peak = (core >= mx[:, c0:c1]) & (core > mwi[:, c0 - 1:c1 - 1]) & (core > 0)
+    hits_r, hits_c = np.nonzero(is_peak)
+    hits_c += c0
+    found: list[list[_Candidate]] = [[] for _ in rows]
+    if hits_r.size:
+        # Fiducial window [peak - locate, peak], inside the look-back in steady state.
+        win = sliding_window_view(ext[:2], locate + 1, axis=2)[:, hits_r, hits_c - locate]
+        ks = np.abs(win[0]).argmax(axis=1).tolist()
+        slopes = win[1].max(axis=1).tolist()
+        heights = mwi[hits_r, hits_c].tolist()
+        for r, c, kk, sl, h in zip(hits_r.tolist(), hits_c.tolist(), ks, slopes, heights):
+            d = detectors[rows[r]]
+            peak = d._n - back + c
+            found[r].append(_Candidate(peak, h, max(0, peak - locate + kk - d._delay), sl))
+    for r, i in enumerate(rows):
+        out[i] = Scanned(tuple(found[r]), ext[:, r, m:].copy())
+    return out
+
+
+__all__ = ["Scanned", "qrs_energy", "scan_many"]
