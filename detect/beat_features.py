@@ -13,8 +13,12 @@ training and in the service, so there is one definition of its input:
   beat classification fails mostly because morphology differs between
   patients; comparing a beat with the same patient's recent beats is what
   generalises (a supraventricular beat looks like the template but comes
-  early, a ventricular one does not look like it). The median keeps the
-  template on the dominant morphology while ectopic beats are fewer than half.
+  early, a ventricular one does not look like it). Only beats whose pre-RR
+  is at least ``TEMPLATE_ADMIT`` of the upper RR (below) join it, and the
+  median keeps it on the dominant morphology of those: it stays the sinus
+  beat even where premature beats outnumber sinus beats (frequent atrial
+  ectopy, bigeminy), which is where a plain running median turns into the
+  ectopic beat and hides it.
   Adaptive templates of this kind go back to the patient-adaptive
   classifiers of Hu, Palreddy & Tompkins (IEEE TBME 44(9), 1997) and
   Llamedo & Martinez (IEEE TBME 59(8), 2012).
@@ -27,6 +31,14 @@ training and in the service, so there is one definition of its input:
   of the last ``LOCAL_BEATS`` intervals over their mean): a short RR is
   telling in a regular rhythm and means little in atrial fibrillation, whose
   beats are normal (N) although their RR intervals are all over the place.
+* **upper RR**: the ``UPPER_RANK``-th longest of the last ``UPPER_BEATS``
+  intervals (about their 90th percentile), an estimate of the underlying
+  (sinus) cycle that ectopic beats do not pull down, and the beat's pre-RR as
+  a fraction of it. Means are pulled towards the ectopic rhythm when ectopic
+  beats are frequent or come in runs (supraventricular runs, or atrial
+  ectopy outnumbering sinus beats in sinus bradycardia): every interval is
+  then short, pre-RR over the local mean is near 1 and the beat no longer
+  looks premature. The longer intervals still mark the sinus cycle.
 
 A beat is emitted once its window is complete and the next beat is known
 (or ``MAX_POST_S`` passed without one: post-RR then counts as that long).
@@ -52,12 +64,16 @@ CHANNELS = 2                 # model input channels: the beat and its template
 TEMPLATE_BEATS = 16
 LOCAL_BEATS = 10
 LONG_BEATS = 300
+UPPER_BEATS = 32
+UPPER_RANK = 4               # the 4th longest of 32: the 90th percentile
+TEMPLATE_ADMIT = 0.8         # pre-RR / upper RR from which a beat joins the template
 AMP_BEATS = 16
 MAX_POST_S = 2.0
 HISTORY = 5 * FS             # samples kept for beats the detector reports late
 CAPACITY = 3 * FS            # signal array allocated: more than the horizon usually needs
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr",
-               "pre_local", "post_local", "pre_long", "local_long", "irregularity")
+               "pre_local", "post_local", "pre_long", "local_long", "irregularity",
+               "upper_rr", "pre_upper")
 _DEFAULT_RR = 0.8            # s, until the stream has told us better
 _DEFAULT_IRREGULARITY = 0.05  # until there are three intervals to compare
 _MIN_IRREGULARITY = 0.01     # the model takes logarithms: keep away from 0
@@ -122,7 +138,7 @@ class BeatInput:
 
 def stack_inputs(inputs: list[BeatInput] | tuple[BeatInput, ...]
                  ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """The model's two inputs for a batch: ``window`` (n, CHANNELS, WINDOW), ``rr`` (n, 9)."""
+    """The model's two inputs for a batch: ``window`` (n, CHANNELS, WINDOW), ``rr`` (n, 11)."""
     if not inputs:
         return (np.zeros((0, CHANNELS, WINDOW), np.float32),
                 np.zeros((0, len(RR_FEATURES)), np.float32))
@@ -154,6 +170,7 @@ class BeatFeaturizer:
         self._beats: deque[int] = deque()
         self._prev: int | None = None        # R index before the oldest pending beat
         self._rrs: deque[float] = deque(maxlen=LOCAL_BEATS)
+        self._upper_rrs: deque[float] = deque(maxlen=UPPER_BEATS)
         self._long: float | None = None
         self._n_rr = 0
         self._amps: deque[float] = deque(maxlen=AMP_BEATS)
@@ -213,9 +230,6 @@ class BeatFeaturizer:
             scale = max(amp, 1e-3)
         self._amps.append(amp)
         window = (seg / max(scale, 1e-3)).astype(np.float32)
-        template = self._template(window)
-        self._recent[:, self._n_recent % TEMPLATE_BEATS] = window
-        self._n_recent += 1
 
         pre = (r - self._prev) / FS if self._prev is not None else None
         post = (min(nxt - r, self._max_post) if nxt is not None
@@ -225,10 +239,20 @@ class BeatFeaturizer:
         long = self._long if self._long is not None else local
         pre_v = pre if pre is not None else local
         irregularity = self._irregularity(local)
+        upper = self._upper(local)
+
+        template = self._template(window)
+        # Only beats that were not premature join the template, so it stays
+        # the patient's sinus beat even where ectopic beats are the majority.
+        if pre is None or len(self._upper_rrs) < UPPER_RANK or pre >= TEMPLATE_ADMIT * upper:
+            self._recent[:, self._n_recent % TEMPLATE_BEATS] = window
+            self._n_recent += 1
         rr = np.array([pre_v, post, local, long, pre_v / local, post / local,
-                       pre_v / long, local / long, irregularity], dtype=np.float32)
+                       pre_v / long, local / long, irregularity, upper, pre_v / upper],
+                      dtype=np.float32)
         if pre is not None:
             rrs.append(pre)
+            self._upper_rrs.append(pre)
             # Running mean over the first LONG_BEATS intervals, then exponential.
             self._n_rr += 1
             gain = 1.0 / min(self._n_rr, LONG_BEATS)
@@ -250,6 +274,14 @@ class BeatFeaturizer:
         if n % 2:
             return ordered[:, mid].copy()
         return (ordered[:, mid - 1] + ordered[:, mid]) / np.float32(2)
+
+    def _upper(self, local: float) -> float:
+        """The UPPER_RANK-th longest recent interval (the local mean until there are enough)."""
+        recent = self._upper_rrs
+        if len(recent) < UPPER_RANK:
+            return local
+        # Plain Python: sorting 32 floats costs less than numpy's call overhead.
+        return sorted(recent)[-UPPER_RANK]
 
     def _irregularity(self, local: float) -> float:
         """Median absolute successive difference of the recent RR intervals over their mean."""

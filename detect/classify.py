@@ -37,7 +37,7 @@ class Prediction:
 
 
 class BeatClassifier:
-    """``predict(windows (n, 2, 160), rr (n, 9)) -> Prediction``; batch any size."""
+    """``predict(windows (n, 2, 160), rr (n, 11)) -> Prediction``; batch any size."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         import onnxruntime as ort

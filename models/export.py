@@ -17,6 +17,7 @@ from detect.beat_features import (
     CHANNELS,
     FS,
     RR_FEATURES,
+    TEMPLATE_ADMIT,
     TEMPLATE_BEATS,
     WINDOW,
     WINDOW_AFTER,
@@ -26,7 +27,7 @@ from detect.beat_features import (
 from .aami import CLASSES
 from .net import BeatNet
 
-MODEL_VERSION = "beat-cnn-3"
+MODEL_VERSION = "beat-cnn-4"
 OPSET = 17
 
 
@@ -42,7 +43,8 @@ def metadata(commit: str) -> dict[str, str]:
         "normalisation": (
             "window: 0.5-40 Hz cleaned signal at 250 Hz minus the window median, divided by the "
             f"running median R amplitude of the previous {AMP_BEATS} beats; channel 1 is the "
-            f"element-wise median of the previous {TEMPLATE_BEATS} beat windows "
+            f"element-wise median of the previous {TEMPLATE_BEATS} windows of beats that were "
+            f"not premature (pre-RR >= {TEMPLATE_ADMIT} x upper RR) "
             "(detect.beat_features.BeatFeaturizer, stack_inputs); rr: seconds and ratios as "
             "emitted by the featurizer, the logarithm is taken inside the graph; decision "
             "biases are folded into the logits, argmax is the decision"),

@@ -3,7 +3,9 @@
 Inputs are exactly :mod:`detect.beat_features`' ``stack_inputs``: ``window``
 ``(batch, 2, 160)`` (channel 0 the beat, channel 1 the patient's running
 median template; cleaned, median-removed, amplitude-normalised) and ``rr``
-``(batch, 9)`` in seconds and ratios.
+``(batch, 11)`` in seconds and ratios (``rr_columns`` picks the ones a
+configuration uses; the graph still takes all of them, so every model has
+the service's input shape).
 
 Inside the graph:
 
@@ -42,10 +44,15 @@ N_MORPH = 2
 
 
 class BeatNet(nn.Module):
-    def __init__(self, width: int = 8, hidden: int = 32, template: bool = True) -> None:
+    def __init__(self, width: int = 8, hidden: int = 32, template: bool = True,
+                 rr_columns: tuple[int, ...] | None = None, s_from_rr: bool = False) -> None:
         super().__init__()
         w = width
         self.template = template
+        columns = tuple(range(len(RR_FEATURES))) if rr_columns is None else tuple(rr_columns)
+        if not columns or not all(0 <= c < len(RR_FEATURES) for c in columns):
+            raise ValueError(f"rr_columns {columns} must index the {len(RR_FEATURES)} RR features.")
+        self.register_buffer("rr_columns", torch.tensor(columns, dtype=torch.int64))
         self.conv = nn.Sequential(
             nn.Conv1d(3 if template else 1, w, 7, stride=2, padding=3), nn.ReLU(),  # 160 -> 80
             nn.Conv1d(w, 2 * w, 5, stride=2, padding=2), nn.ReLU(),                 # 80 -> 40
@@ -54,13 +61,22 @@ class BeatNet(nn.Module):
         )
         self.wave = nn.Sequential(nn.Flatten(), nn.Linear(2 * w * (WINDOW // 16), hidden),
                                   nn.ReLU())
-        n_side = len(RR_FEATURES) + (N_MORPH if template else 0)
+        n_side = len(columns) + (N_MORPH if template else 0)
         self.rr = nn.Sequential(nn.Linear(n_side, 16), nn.ReLU())
         self.head = nn.Linear(hidden + 16, N_CLASSES)
+        # s_from_rr: the S logit sees only the side branch (RR context and the
+        # beat-template comparison), not the waveform features. A
+        # supraventricular beat is told by its timing and by looking like the
+        # patient's usual beat; with ~1,000 S beats from a handful of training
+        # patients, letting it read raw morphology learns those patients.
+        mask = torch.ones(N_CLASSES, hidden + 16)
+        if s_from_rr:
+            mask[1, :hidden] = 0.0
+        self.register_buffer("head_mask", mask)
 
     def forward(self, window: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
         beat = window[:, 0:1]
-        side = torch.log(torch.clamp(rr, min=1e-3))
+        side = torch.log(torch.clamp(rr.index_select(1, self.rr_columns), min=1e-3))
         if self.template:
             tmpl = window[:, 1:2]
             x = torch.cat([beat, tmpl, beat - tmpl], dim=1)
@@ -71,7 +87,8 @@ class BeatNet(nn.Module):
         else:
             x = beat
         z = self.wave(self.conv(x))
-        return self.head(torch.cat([z, self.rr(side)], dim=1))
+        features = torch.cat([z, self.rr(side)], dim=1)
+        return nn.functional.linear(features, self.head.weight * self.head_mask, self.head.bias)
 
 
 @torch.no_grad()

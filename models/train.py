@@ -42,6 +42,8 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from detect.beat_features import RR_FEATURES
+
 from .aami import CLASSES, DS1, DS2
 from .dataset import BeatSet, load_beats
 from .net import BeatNet, fold_decision_bias
@@ -49,6 +51,7 @@ from .net import BeatNet, fold_decision_bias
 SEED = 20040701
 FOLDS = 4
 N, S, V, F, Q = (CLASSES.index(c) for c in "NSVFQ")
+ALL_RR = tuple(range(len(RR_FEATURES)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +69,29 @@ class Config:
     epochs: int = 12
     batch: int = 256
     lr: float = 2e-3
+    rr_columns: tuple[int, ...] = tuple(range(9))   # which of RR_FEATURES the network uses
+    s_from_rr: bool = False  # the S logit reads only RR context and beat-template similarity
 
 
 CANDIDATES = (
     # beat-cnn-1's configuration: the beat alone, as the baseline.
     Config("w8-sqrt", width=8, hidden=32, weight_power=0.5, weight_cap=30.0, template=False),
-    Config("t8-sqrt", width=8, hidden=32, weight_power=0.5, weight_cap=30.0),
+    # beat-cnn-3's configuration and its neighbours: beat and template, nine RR features.
     Config("t8-sqrt-jit", width=8, hidden=32, weight_power=0.5, weight_cap=30.0, jitter=3),
-    Config("t8-inv-jit", width=8, hidden=32, weight_power=1.0, weight_cap=100.0, jitter=3),
-    Config("t8-sqrt-jit-amp", width=8, hidden=32, weight_power=0.5, weight_cap=30.0, jitter=3,
-           scale=0.25),
-    Config("t12-sqrt-jit", width=12, hidden=48, weight_power=0.5, weight_cap=30.0, jitter=3),
     Config("t8-mid-jit", width=8, hidden=32, weight_power=0.75, weight_cap=50.0, jitter=3),
     Config("t8-sqrt-jit-e24", width=8, hidden=32, weight_power=0.5, weight_cap=30.0, jitter=3,
            epochs=24),
+    # With the upper-RR features (the sinus-cycle estimate that ectopic runs
+    # do not pull down).
+    Config("u8-sqrt-jit-e24", width=8, hidden=32, weight_power=0.5, weight_cap=30.0, jitter=3,
+           epochs=24, rr_columns=ALL_RR),
+    # The S logit from the side branch only (timing and beat-template similarity).
+    Config("t8-srr-sqrt-jit-e24", width=8, hidden=32, weight_power=0.5, weight_cap=30.0,
+           jitter=3, epochs=24, s_from_rr=True),
+    Config("u8-srr-sqrt-jit-e24", width=8, hidden=32, weight_power=0.5, weight_cap=30.0,
+           jitter=3, epochs=24, rr_columns=ALL_RR, s_from_rr=True),
+    Config("u8-srr-mid-jit-e24", width=8, hidden=32, weight_power=0.75, weight_cap=50.0,
+           jitter=3, epochs=24, rr_columns=ALL_RR, s_from_rr=True),
 )
 # A configuration whose out-of-fold predictions send more than this share of
 # DS1's N beats to F or Q is not eligible: the objective does not score F or
@@ -144,7 +156,7 @@ def augmented(win: torch.Tensor, cfg: Config, gen: torch.Generator) -> torch.Ten
 
 def fit(train: BeatSet, cfg: Config, seed: int) -> BeatNet:
     seed_everything(seed)
-    net = BeatNet(cfg.width, cfg.hidden, cfg.template)
+    net = BeatNet(cfg.width, cfg.hidden, cfg.template, cfg.rr_columns, cfg.s_from_rr)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.labels, cfg))
     win = torch.from_numpy(train.windows)

@@ -1,8 +1,9 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from detect.beat_features import (CHANNELS, RR_FEATURES, TEMPLATE_BEATS, WINDOW,
-                                  WINDOW_AFTER, WINDOW_BEFORE, BeatFeaturizer, stack_inputs)
+from detect.beat_features import (CHANNELS, RR_FEATURES, TEMPLATE_ADMIT, TEMPLATE_BEATS,
+                                  UPPER_BEATS, UPPER_RANK, WINDOW, WINDOW_AFTER, WINDOW_BEFORE,
+                                  BeatFeaturizer, stack_inputs)
 from ecg_fixtures import beat_train
 
 FS = 250
@@ -48,14 +49,48 @@ def test_a_premature_tall_beat_keeps_its_relative_size():
     assert out[beats[k]].window.max() > 2.5 * out[beats[k - 1]].window.max()
 
 
-def test_template_is_the_median_of_the_previous_beats():
+def _admitted(out):
+    """Which beats joined the template: the first UPPER_RANK + 1 (too little history to
+    judge), then those whose pre-RR is at least TEMPLATE_ADMIT of the upper RR."""
+    pre_upper = RR_FEATURES.index("pre_upper")
+    return [i <= UPPER_RANK or float(o.rr[pre_upper]) >= TEMPLATE_ADMIT
+            for i, o in enumerate(out)]
+
+
+def test_template_is_the_median_of_the_previous_sinus_beats():
     x, beats = _record(3)
     out = _whole(x, beats)
+    admitted = _admitted(out)
+    assert not all(admitted), "the record should hold premature beats for this test to bite"
     # The first beat has no history: it is its own template.
     assert np.array_equal(out[0].template, out[0].window)
-    k = TEMPLATE_BEATS + 4
-    previous = np.stack([o.window for o in out[k - TEMPLATE_BEATS:k]])
+    k = len(out) - 1
+    previous = np.stack([o.window for o, a in zip(out[:k], admitted[:k]) if a][-TEMPLATE_BEATS:])
+    assert len(previous) == TEMPLATE_BEATS
     np.testing.assert_allclose(out[k].template, np.median(previous, axis=0), atol=1e-6)
+
+
+def test_premature_beats_in_the_majority_do_not_become_the_template():
+    # Two short-coupled, inverted beats after every sinus beat (as atrial or
+    # ventricular ectopy outnumbering sinus beats): a plain running median
+    # would turn into the ectopic beat; the sinus template must not.
+    r, t = [], 0.6
+    while t < 60:
+        r += [t, t + 0.45, t + 0.9]
+        t += 2.0
+    r = np.asarray(r)
+    x = beat_train(r, FS, 62, noise=0.01, seed=5)
+    beats = np.round(r * FS).astype(int)
+    for b in beats[1::3].tolist() + beats[2::3].tolist():
+        x[b - 8: b + 9] *= -1.0
+    out = {f.index: f for f in _whole(x, beats)}
+    late_ectopic = out[beats[-5]]
+    assert late_ectopic.rr[RR_FEATURES.index("pre_upper")] < TEMPLATE_ADMIT
+    peak = WINDOW_BEFORE
+    assert late_ectopic.window[peak] < 0 < late_ectopic.template[peak]
+    # ... and the upper RR is the sinus cycle's, not the ectopic beats'.
+    assert late_ectopic.rr[RR_FEATURES.index("upper_rr")] > 1.0
+    assert UPPER_BEATS >= 3 * UPPER_RANK
 
 
 def test_a_wide_beat_stands_out_from_its_template_and_a_normal_one_does_not():
@@ -95,11 +130,12 @@ def test_template_is_numpys_median_of_the_previous_windows_to_the_last_bit():
     x, beats = _record(3)
     out = _whole(x, beats)
     assert len(out) > TEMPLATE_BEATS + 5
+    admitted = _admitted(out)
     for k, b in enumerate(out):
         if k == 0:
             assert np.array_equal(b.template, b.window)
             continue
-        prev = np.stack([o.window for o in out[max(0, k - TEMPLATE_BEATS):k]])
+        prev = np.stack([o.window for o, a in zip(out[:k], admitted[:k]) if a][-TEMPLATE_BEATS:])
         expected = np.median(prev, axis=0).astype(np.float32)
         assert b.template.dtype == np.float32
         assert b.template.tobytes() == expected.tobytes(), k

@@ -91,7 +91,9 @@ def test_onnx_matches_pytorch(session: ort.InferenceSession) -> None:
     width = state["conv.0.weight"].shape[0]
     hidden = state["wave.1.weight"].shape[0]
     template = state["conv.0.weight"].shape[1] == 3     # beat, template, difference
-    net = BeatNet(width, hidden, template).eval()
+    columns = tuple(state["rr_columns"].tolist())
+    s_from_rr = bool((state["head_mask"][1, :hidden] == 0).all())
+    net = BeatNet(width, hidden, template, columns, s_from_rr).eval()
     net.load_state_dict(state)
     window, rr = fixed_inputs()
     with torch.no_grad():
