@@ -246,13 +246,15 @@ def _rule_model(path) -> None:
     """
     import onnx
     from onnx import TensorProto, helper
-    w = np.zeros((9, 5), np.float32)
+    from detect.beat_features import RR_FEATURES
+    w = np.zeros((len(RR_FEATURES), 5), np.float32)
     w[4, 0] = 10.0                                   # N: 10 x pre/local
     b = np.array([0, 8, -100, -100, -100], np.float32)
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["rr", "W"], ["z"]), helper.make_node("Add", ["z", "b"], ["logits"])],
         "rule", [helper.make_tensor_value_info("window", TensorProto.FLOAT, ["batch", 2, 160]),
-                 helper.make_tensor_value_info("rr", TensorProto.FLOAT, ["batch", 9])],
+                 helper.make_tensor_value_info("rr", TensorProto.FLOAT,
+                                                               ["batch", len(RR_FEATURES)])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 5])],
         [onnx.numpy_helper.from_array(w, "W"), onnx.numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
