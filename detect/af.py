@@ -47,10 +47,27 @@ interval r(n):
    ``min_duration_s`` (30 s, the ESC 2020 guideline's clinical AF episode);
    AF starting less than ``merge_gap_s`` after an episode ended continues it.
 
-At each state change the change is located among the last ``locate_beats``
-values of m(n) by a CUSUM over "m above the offset threshold" (less half the
-median's window, its delay); onsets and offsets are placed there and also
-carry the index at which they were decided, so latency can be measured.
+At each state change the change is located by a CUSUM (Page 1954), and
+onsets and offsets are placed there; both also carry the index at which they
+were decided, so latency can be measured.
+
+* **Offsets** among the last ``locate_beats`` values of m(n), over "m above
+  the offset threshold", less half the median's window (its delay): once the
+  rhythm is regular nearly every d_k is small, so the median falls about half
+  a window after the rhythm changed.
+* **Onsets** over the intervals themselves: an interval is irregular when most
+  of its d_k (more than half of the lags) exceed the offset threshold, and the
+  onset is the first beat of the first irregular interval of the run found.
+  The median is no guide here: in AF only about 80 % of intervals differ
+  from their predecessors (two random RR can be alike), so m(n) rises only
+  once about 8.5 / 0.8 = 10-11 irregular intervals are in its window, and
+  half the window back (8 intervals) left onsets 1-3 intervals late; and in
+  the detector's first ``median_beats + lags`` intervals (after every start,
+  gap or stretch of bad signal) m(n) does not exist yet, so AF beginning then
+  was placed at the first m(n), up to 20 intervals late. The run is searched
+  over the last ``2 * locate_beats`` intervals (the turning-point share can
+  hold the decision back until most of the ``locate_beats`` window is AF)
+  and never before the previous AF state's located offset.
 
 State is carried across calls, so any chunking gives the same events; the
 work per beat is a few sorts of ``median_beats`` values, plus a scan of the
@@ -69,6 +86,11 @@ from typing import Literal
 from .errors import ConfigError
 
 ECTOPIC_LABELS = frozenset("V")     # intervals around these beats are left out
+# Page's reference value for the onset CUSUM: a Bernoulli change from p0 to p1
+# weighs an interval ln(p1/p0) if irregular and ln((1-p1)/(1-p0)) if not, which is
+# sum(x - q) scaled, with q = ln((1-p0)/(1-p1)) / ln(p1(1-p0) / (p0(1-p1))). Irregular
+# shares measured on the AFDB tuning records: p0 = 0.118 outside AF, p1 = 0.774 in it.
+_ONSET_REFERENCE = 0.42
 KNOWN_LABELS = frozenset("NSVFQ")
 REFERENCE_RR_S = 0.75               # RR (80 bpm) at which the rate scaling is 1
 
@@ -92,7 +114,7 @@ class AfConfig:
     hold_s: float = 30.0               # time the irregularity must stay low to leave AF
     min_duration_s: float = 30.0       # shortest episode reported
     merge_gap_s: float = 10.0          # a regular stretch shorter than this joins episodes
-    locate_beats: int = 64             # buffer for onset/offset placement and turning points
+    locate_beats: int = 64             # offset placement and turning points (onsets: twice it)
     min_rr_s: float = 0.24             # RR outside this range is a detection error
     max_rr_s: float = 3.0
 
@@ -204,14 +226,12 @@ class _Recent:
     def turning_ratio(self) -> float:
         return self.turns / self._len if self._len else 0.0
 
-    def change_point(self, level: float, rising: bool, lag: int) -> int:
-        """Beat where the buffer changed from regular to irregular (or back).
+    def change_back(self, level: float, rising: bool) -> int:
+        """Where m(n) changed from regular to irregular (or back), in values before the last.
 
         CUSUM (Page 1954) over ``high = m > level``: the change is where
         sum(high - 1/2) over the part after it is largest (rising) or
-        smallest (falling). m(n) is a running median, so it changes about ``lag``
-        (half its window) intervals after the rhythm: the beat returned is that many
-        earlier.
+        smallest (falling).
         """
         head, size, values = self._head, self.size, self._m
         best, best_k, acc = 0.0, self._len - 1, 0.0
@@ -220,10 +240,63 @@ class _Recent:
             acc += (high - 0.5) if rising else (0.5 - high)
             if acc > best:
                 best, best_k = acc, k
-        return self._beat[(head + max(0, best_k - lag)) % size]
+        return self._len - 1 - best_k
+
+    def change_point(self, back: int, lag: int) -> int:
+        """Beat of the change ``back`` values before the last (:meth:`change_back`).
+
+        m(n) is a running median, so it changes about ``lag`` (half its window)
+        intervals after the rhythm: the beat returned is that many earlier (or
+        the oldest held).
+        """
+        return self._beat[(self._head + max(0, self._len - 1 - back - lag)) % self.size]
 
     def heart_rate(self, fs: float) -> float:
         return 60.0 * fs * self._len / self.rr_sum if self.rr_sum > 0 else 0.0
+
+
+class _Intervals:
+    """The last ``size`` intervals' first beats and irregular flags, for onset placement.
+
+    Kept apart from :class:`_Recent`: it also holds the intervals before m(n)
+    exists (the running medians filling up), so an onset is placed there too.
+    """
+
+    __slots__ = ("size", "_start", "_high", "_head", "_len")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._start = array("q", bytes(8 * size))
+        self._high = bytearray(size)
+        self._head = 0
+        self._len = 0
+
+    def push(self, start: int, irregular: bool) -> None:
+        if self._len == self.size:
+            at = self._head
+            self._head = (self._head + 1) % self.size
+        else:
+            at = (self._head + self._len) % self.size
+            self._len += 1
+        self._start[at], self._high[at] = start, irregular
+
+    def onset(self, after: int, reach: int) -> int:
+        """First beat of the irregular run that ends the buffer (CUSUM, Page 1954).
+
+        The change is where sum(irregular - q) over the part after it is
+        largest, q = ``_ONSET_REFERENCE``, searched over the last ``reach + 1``
+        intervals and not among those that began before ``after``.
+        """
+        head, size, starts, high = self._head, self.size, self._start, self._high
+        best, best_k, acc = 0.0, self._len - 1, 0.0
+        for k in range(self._len - 1, max(-1, self._len - 2 - reach), -1):
+            i = (head + k) % size
+            if starts[i] < after:
+                break
+            acc += high[i] - _ONSET_REFERENCE
+            if acc > best:
+                best, best_k = acc, k
+        return max(starts[(head + max(best_k, 0)) % size], after)
 
 
 class AfDetector:
@@ -252,6 +325,9 @@ class AfDetector:
         self._dk_at = 0
         self._dk_n = 0
         self._recent = _Recent(c.locate_beats)
+        self._intervals = _Intervals(c.locate_beats + c.median_beats + c.lags)
+        self._level = c.offset_threshold
+        self._boundary = -1                # located offset of the last AF state: onsets after
         self._prev: int | None = None
         self._prev_label = "N"
         self._first: int | None = None
@@ -263,11 +339,14 @@ class AfDetector:
         self._af = False                   # ... made sticky in time (hold_s)
         self._low_since: int | None = None  # beat where I(n) last fell below the offset level
         self._low_at: int | None = None    # located offset of that fall
-        self._onset: int | None = None     # estimated onset of the current candidate/episode
+        self._onset: int | None = None     # median change point of the current candidate:
+        #                                    the clock of min_duration_s and merge_gap_s
+        self._placed: int | None = None    # its onset as reported (interval CUSUM)
         self._reported = False             # its onset event has been sent
         self._ending: int | None = None    # estimated offset while waiting for merge_gap
         self._closed_af = 0                # samples of AF in finished episodes
-        self._last_end = 0                 # offset of the last finished episode
+        self._last_end = 0                 # offset of the last finished episode (clock)
+        self._last_placed_end = 0          # ... as reported
 
     # ------------------------------------------------------------------ input
     def push(self, beat_indices: Sequence[int], labels: Sequence[str] | None = None
@@ -293,7 +372,7 @@ class AfDetector:
         if self._prev is not None and self._reported:
             end = self._ending if self._ending is not None else self._prev
             out.append(self._close(end, self._prev))
-        self._onset = self._ending = self._low_since = self._low_at = None
+        self._onset = self._placed = self._ending = self._low_since = self._low_at = None
         self._af = self._raw = False
         return out
 
@@ -303,8 +382,8 @@ class AfDetector:
         if self._first is None or self._prev is None or self._prev == self._first:
             return 0.0
         af = self._closed_af
-        if self._reported and self._onset is not None:
-            af += (self._ending if self._ending is not None else self._prev) - self._onset
+        if self._reported and self._placed is not None:
+            af += (self._ending if self._ending is not None else self._prev) - self._placed
         return af / (self._prev - self._first)
 
     @property
@@ -361,8 +440,14 @@ class AfDetector:
         full = len(hist) == hist.maxlen
         if full:
             at = self._dk_at
+            irregular = 0
             for q, h in zip(self._dk, hist):
-                q[at] = abs(rr - h) / (0.5 * (rr + h))
+                d = q[at] = abs(rr - h) / (0.5 * (rr + h))
+                irregular += d > self._level
+            # Irregular: it differs from most of the previous lags intervals (in bigeminy
+            # or trigeminy one lag in two or three repeats it, so at most half differ
+            # on most intervals).
+            self._intervals.push(b - int(rr), 2 * irregular > len(hist))
             self._dk_at = (at + 1) % self.config.median_beats
             self._dk_n += 1
             # A turning point at the previous interval: the RR series changed direction
@@ -392,15 +477,23 @@ class AfDetector:
             self._low_since = self._low_at = None
             if not self._af:
                 self._af = True
-                out += self._episode_starts(r.change_point(c.offset_threshold, True, self._lag), b)
+                # Placed within the evidence of the m(n) where the change was found:
+                # its median window and the lags before it (the "first beat of the
+                # evidence"), never before the last AF state ended.
+                back = r.change_back(c.offset_threshold, True)
+                out += self._episode_starts(
+                    r.change_point(back, self._lag),
+                    self._intervals.onset(self._boundary, back + c.median_beats + c.lags - 1), b)
         elif self._af:
             if self._low_since is None:
                 # Located now, while the buffer still holds the change.
                 self._low_since = b
-                self._low_at = r.change_point(c.offset_threshold, False, self._lag)
+                self._low_at = r.change_point(r.change_back(c.offset_threshold, False),
+                                              self._lag)
             if b - self._low_since >= self._hold:
                 self._af = False
                 assert self._low_at is not None
+                self._boundary = self._low_at
                 out += self._episode_ends(self._low_at)
                 self._low_since = self._low_at = None
         if self._ending is not None and not self._af and b - self._ending >= self._merge:
@@ -410,10 +503,11 @@ class AfDetector:
         if self._raw and not self._reported and self._onset is not None \
                 and b - self._onset >= self._min_dur:
             self._reported = True
-            out.append(AfEvent("onset", self._onset, b, irr, r.heart_rate(self.fs)))
+            assert self._placed is not None
+            out.append(AfEvent("onset", self._placed, b, irr, r.heart_rate(self.fs)))
         return out
 
-    def _episode_starts(self, start: int, b: int) -> list[AfEvent]:
+    def _episode_starts(self, start: int, placed: int, b: int) -> list[AfEvent]:
         if self._ending is not None and start - self._ending < self._merge:
             self._ending = None                # a short break: the episode goes on
             return []
@@ -421,20 +515,21 @@ class AfDetector:
         # The change point may lie in a buffer that still holds the end of the previous
         # episode: episodes never overlap.
         self._onset, self._reported = max(start, self._last_end), False
+        self._placed = max(placed, self._last_end, self._last_placed_end)
         return out
 
     def _episode_ends(self, end: int) -> list[AfEvent]:
         if self._reported:
             self._ending = end
         else:
-            self._onset = None                 # shorter than min_duration_s: dropped
+            self._onset = self._placed = None  # shorter than min_duration_s: dropped
         return []
 
     def _close(self, end: int, at: int) -> AfEvent:
-        assert self._onset is not None
-        end = max(end, self._onset)
-        self._closed_af += end - self._onset
-        self._last_end = end
-        self._onset, self._ending, self._reported = None, None, False
+        assert self._onset is not None and self._placed is not None
+        self._last_end = max(end, self._onset)            # the decisions' clock, as placed
+        end = self._last_placed_end = max(end, self._placed)   # ... and as reported
+        self._closed_af += end - self._placed
+        self._onset, self._placed, self._ending, self._reported = None, None, None, False
         return AfEvent("offset", end, max(at, end), self.irregularity,
                        self._recent.heart_rate(self.fs))
