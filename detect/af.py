@@ -55,19 +55,23 @@ were decided, so latency can be measured.
   the offset threshold", less half the median's window (its delay): once the
   rhythm is regular nearly every d_k is small, so the median falls about half
   a window after the rhythm changed.
-* **Onsets** over the intervals themselves: an interval is irregular when most
-  of its d_k (more than half of the lags) exceed the offset threshold, and the
-  onset is the first beat of the first irregular interval of the run found.
-  The median is no guide here: in AF only about 80 % of intervals differ
-  from their predecessors (two random RR can be alike), so m(n) rises only
-  once about 8.5 / 0.8 = 10-11 irregular intervals are in its window, and
-  half the window back (8 intervals) left onsets 1-3 intervals late; and in
-  the detector's first ``median_beats + lags`` intervals (after every start,
-  gap or stretch of bad signal) m(n) does not exist yet, so AF beginning then
-  was placed at the first m(n), up to 20 intervals late. The run is searched
-  over the last ``2 * locate_beats`` intervals (the turning-point share can
-  hold the decision back until most of the ``locate_beats`` window is AF)
-  and never before the previous AF state's located offset.
+* **Onsets** are found there too (the median's change point less half its
+  window is the clock of ``min_duration_s`` and ``merge_gap_s``, so which
+  episodes are reported, and when, is as tuned), but *placed* on the
+  intervals themselves: an interval is irregular when most of its d_k (more
+  than half of the lags) exceed the offset threshold, and the onset is the
+  first beat of the irregular run a CUSUM finds among the intervals whose d_k
+  fed the median that changed (its window and the lags before it: the first
+  beat of the evidence), never before the previous AF state's located
+  offset. The median is no guide to where AF began: only about 77 % of AF
+  intervals differ from most of their predecessors (two random RR can be
+  alike; AFDB tuning records), so m(n) rises only once about 8.5 / 0.77 = 11
+  irregular intervals are in its window, and half the window back left
+  onsets 1-3 intervals late; and in the detector's first ``median_beats +
+  lags`` intervals (after every start, gap or stretch of bad signal) m(n)
+  does not exist yet, so AF beginning then was placed at the first m(n), up
+  to 20 intervals late. An alarm's onset is therefore usually a little more
+  than ``min_duration_s`` before its decision.
 
 State is carried across calls, so any chunking gives the same events; the
 work per beat is a few sorts of ``median_beats`` values, plus a scan of the
@@ -114,7 +118,7 @@ class AfConfig:
     hold_s: float = 30.0               # time the irregularity must stay low to leave AF
     min_duration_s: float = 30.0       # shortest episode reported
     merge_gap_s: float = 10.0          # a regular stretch shorter than this joins episodes
-    locate_beats: int = 64             # offset placement and turning points (onsets: twice it)
+    locate_beats: int = 64             # buffer for onset/offset change points and turning points
     min_rr_s: float = 0.24             # RR outside this range is a detection error
     max_rr_s: float = 3.0
 
