@@ -219,6 +219,20 @@ def test_one_bad_window_after_a_saturated_stretch_raises_nothing_more():
         (True, idx(12.0), idx(16.0)), (False, idx(16.0), idx(18.0))]
 
 
+def test_one_noisy_window_between_two_unusable_ones_does_not_restart_the_run():
+    U, N = Quality.UNUSABLE, Quality.NOISY
+    beats = regular(0.5, 1.0, 30)
+    # U N U: raised at the second unusable window, onset at the first.
+    assert of(observe(beats, 30.0, {3: U, 4: N, 5: U}), C.NOISE) == [
+        (True, idx(6.0), idx(12.0)), (False, idx(12.0), idx(14.0))]
+    # U N N U: two usable windows between them are two problems, neither raised.
+    assert of(observe(beats, 30.0, {3: U, 4: N, 5: N, 6: U}), C.NOISE) == []
+    # U U N U: the noisy window is usable, so it ends the open episode; the single
+    # unusable window after it does not start another.
+    assert of(observe(beats, 30.0, {3: U, 4: U, 5: N, 6: U}), C.NOISE) == [
+        (True, idx(6.0), idx(10.0)), (False, idx(10.0), idx(12.0))]
+
+
 def test_noisy_windows_are_usable():
     obs = observe(regular(0.5, 0.4, 60), 24.0, bad={k: Quality.NOISY for k in range(12)})
     assert of(obs, C.EXTREME_TACHYCARDIA)[0][0] is True
