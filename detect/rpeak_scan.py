@@ -14,8 +14,7 @@ stay in the detector, one device at a time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -34,16 +33,16 @@ _DERIV = np.array([2.0, 1.0, 0.0, -1.0, -2.0]) / 8.0   # Pan-Tompkins 5-point sl
 _ONE = np.array([1.0, 0.0])
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
+# Named tuples, not dataclasses: a few are made per device and second, and a
+# frozen dataclass costs several times as much to build.
+class _Candidate(NamedTuple):
     peak: int          # index of the integrated-energy maximum
     height: float      # integrated energy at the peak
     r: int             # fiducial: largest |QRS band| before the peak
     slope: float       # largest |slope| in the QRS window (T-wave test)
 
 
-@dataclass(frozen=True, slots=True)
-class Scanned:
+class Scanned(NamedTuple):
     """A detector's candidate scan of its next block, done with other detectors'
     (:func:`scan_many`): the candidates found and the history kept after it."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from detect import batch
 from detect.batch import SignalBatcher
 from detect.classify import BeatBatcher, BeatClassifier
 from detect.config import DetectorConfig
@@ -279,7 +280,10 @@ def _run(fleet: dict[str, list[tuple[float, Chunk]]], batched: bool):
     return seen, states, signals
 
 
-def test_a_fleet_gives_the_same_beats_labels_alarms_and_states_batched_or_not():
+@pytest.mark.parametrize("rows", [64, 5])
+def test_a_fleet_gives_the_same_beats_labels_alarms_and_states_batched_or_not(rows, monkeypatch):
+    # rows: how many blocks one batched pass takes (detect.batch.ROWS); 5 splits the fleet.
+    monkeypatch.setattr(batch, "ROWS", rows)
     fleet = _fleet_chunks()
     alone, alone_states, _ = _run(fleet, batched=False)
     batched, batched_states, signals = _run(fleet, batched=True)
