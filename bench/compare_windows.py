@@ -10,13 +10,20 @@ window's assessment (2 s, with its predecessor for the spectrum) with both
 packages: one window at a time at the base, and in this checkout both one at
 a time and batched (``vf_features_many``, ``assess_many``) over windows of
 many records mixed together, as the batched service step computes them.
-Prints how many differ in any bit: 0 for a change meant to leave them alone.
+Prints how many differ: 0 for a change meant to leave them alone. VF features
+must agree in every bit; quality assessments too, except the kurtosis and the
+unrounded score, which may differ in their last bits from commits before the
+fourth powers became squares of squares (detect/quality_stats.py, instead of
+pow()): the quality, the reason and the published score (4 decimals) must
+still be the same. This checkout's batched and one-at-a-time results must
+agree in every bit.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import io
 import subprocess
 import sys
@@ -116,12 +123,44 @@ def compare_quality(base, sigs, rng) -> tuple[int, int]:
                                     FS, limits)
         for i, s in zip(part, stats):
             batched[i] = quality.verdict(s, FS, limits, jobs[i][3])
-    differ = sum(not (same(o, a) and same(o, b)) for o, a, b in zip(old, alone, batched))
+    differ = sum(not (same_verdict(o, a) and same_verdict(o, b))
+                 for o, a, b in zip(old, alone, batched))
     reasons: dict[str, int] = {}
     for o in old:
         reasons[o.reason] = reasons.get(o.reason, 0) + 1
     print("quality verdicts by reason:", dict(sorted(reasons.items())))
+    ulps = [ulp_distance(o, a) for o, a in zip(old, alone)]
+    if not all(same(a, b) for a, b in zip(alone, batched)):
+        differ += 1_000_000_000                     # batched must equal alone, bit for bit
+    print(f"quality kurtosis and score: {sum(u > 0 for u in ulps)} windows differ from the "
+          f"base in their last bits, by at most {max(ulps, default=0)} ulp")
     return len(jobs), differ
+
+
+def same_verdict(a, b) -> bool:
+    """The same verdict: quality, reason and score as published (4 decimals), every
+    other figure in every bit, and the kurtosis and the unrounded score within a few
+    ulp (the fourth powers are squares of squares since batching, not pow())."""
+    return (a.quality == b.quality and a.reason == b.reason
+            and round(a.score, 4) == round(b.score, 4)
+            and all(same(getattr(a, f), getattr(b, f)) for f in EXACT)
+            and ulp_distance(a, b) <= 16)
+
+
+EXACT = ("bas_sqi", "p_sqi", "rms_ratio", "clean_ptp", "clean_rms")
+
+
+def ulp_distance(a, b) -> int:
+    """Largest distance in ulp between the two assessments' kurtosis and score."""
+    worst = 0
+    for f in ("kurtosis", "score"):
+        x, y = getattr(a, f), getattr(b, f)
+        if x is None or y is None or x == y:
+            if (x is None) != (y is None):
+                return 1 << 60
+            continue
+        worst = max(worst, int(round(abs(x - y) / math.ulp(max(abs(x), abs(y))))))
+    return worst
 
 
 def main(argv: list[str] | None = None) -> int:
