@@ -82,7 +82,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
@@ -322,7 +321,8 @@ class AfDetector:
         self._pending: tuple[float, int] | None = None   # a premature interval held back
         self._ref = 0.0                                    # the recent RR it was short against
         self._lag = c.median_beats // 2       # delay of the running median, intervals
-        self._history: deque[float] = deque(maxlen=c.lags)   # previous valid RR, samples
+        # Previous valid RR (samples), newest first; a list: a deque costs 760 bytes.
+        self._history: list[float] = []
         # The last median_beats d_k per lag, as float64 rings written at _dk_at (a
         # median does not depend on their order), filled once _dk_n reaches the size.
         self._dk = [array("d", bytes(8 * c.median_beats)) for _ in range(c.lags)]
@@ -441,7 +441,7 @@ class AfDetector:
 
     def _on_interval(self, rr: float, b: int) -> list[AfEvent]:
         hist = self._history
-        full = len(hist) == hist.maxlen
+        full = len(hist) == self.config.lags
         if full:
             at = self._dk_at
             irregular = 0
@@ -457,7 +457,9 @@ class AfDetector:
             # A turning point at the previous interval: the RR series changed direction
             # there (Dash et al. 2009).
             turning = len(hist) >= 2 and (hist[0] - hist[1]) * (rr - hist[0]) < 0
-        hist.appendleft(rr)
+        hist.insert(0, rr)
+        if full:
+            hist.pop()
         if not full or self._dk_n < self.config.median_beats:
             return []
         m = min(_median(q) for q in self._dk)

@@ -63,7 +63,6 @@ observations, and pushing the same beat or window twice changes nothing.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import islice
 from dataclasses import dataclass
@@ -139,8 +138,9 @@ class ConditionTracker:
         self._asystole_n = config.samples(lim.asystole_s)
         self._pause_n = config.samples(lim.pause_s)
         # Pending input (not yet swept).
-        self._beats: deque[Beat] = deque()
-        self._windows: deque[QualityWindow] = deque()
+        # Short FIFO queues as lists (popped from the front): a deque costs 760 bytes.
+        self._beats: list[Beat] = []
+        self._windows: list[QualityWindow] = []
         self._last_beat_seen = -1       # highest beat index accepted into _beats
         self._q_end = 0                 # end of the quality windows received
         self._horizon = 0
@@ -150,7 +150,8 @@ class ConditionTracker:
         self._usable = False
         self._usable_since = 0
         self._last_beat: int | None = None
-        self._rrs: deque[int] = deque(maxlen=max(lim.brady_beats, lim.tachy_beats))
+        self._rrs: list[int] = []       # the last _rr_keep RR intervals, samples
+        self._rr_keep = max(lim.brady_beats, lim.tachy_beats)
         self._active: dict[Condition, int] = {}   # condition -> onset index
         # Technical runs of consecutive windows.
         self._off, self._sat, self._bad = _Run(), _Run(), _Run()
@@ -164,7 +165,8 @@ class ConditionTracker:
         self.config = config
         self._asystole_n = config.samples(lim.asystole_s)
         self._pause_n = config.samples(lim.pause_s)
-        self._rrs = deque(self._rrs, maxlen=max(lim.brady_beats, lim.tachy_beats))
+        self._rr_keep = max(lim.brady_beats, lim.tachy_beats)
+        del self._rrs[:-self._rr_keep]
 
     @property
     def frontier(self) -> int:
@@ -179,7 +181,7 @@ class ConditionTracker:
         """Mean rate (bpm) over the recent RR intervals of the usable stretch, if any."""
         if not self._rrs or Condition.ASYSTOLE in self._active:
             return None
-        recent = list(self._rrs)[-8:]
+        recent = self._rrs[-8:]
         return 60.0 * self.fs * len(recent) / sum(recent)
 
     def rhythm(self) -> str:
@@ -254,9 +256,9 @@ class ConditionTracker:
             elif kind == _WINDOW_END:
                 out.extend(self._on_window_end())
             elif kind == _WINDOW_START:
-                out.extend(self._on_window_start(self._windows.popleft()))
+                out.extend(self._on_window_start(self._windows.pop(0)))
             else:
-                out.extend(self._on_beat(self._beats.popleft()))
+                out.extend(self._on_beat(self._beats.pop(0)))
         self._pos = max(self._pos, frontier)
         return out
 
@@ -368,6 +370,8 @@ class ConditionTracker:
             return out
         rr = b - prev
         self._rrs.append(rr)
+        if len(self._rrs) > self._rr_keep:
+            del self._rrs[0]
         if self._pause_n <= rr < self._asystole_n:
             detail = f"RR {rr / self.fs:.2f} s"
             out.append(self._observe(Condition.PAUSE, True, prev, b, detail, rr=rr))

@@ -21,7 +21,6 @@ so this tracker
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 
 from .af import AfConfig, AfDetector, AfEvent
@@ -42,8 +41,9 @@ class AfTracker:
         self._time = index_to_time
         self._det: AfDetector | None = None
         self._span: tuple[int, int] | None = None   # first and last beat fed to _det
-        self._pending: deque[Beat] = deque()
-        self._windows: deque[QualityWindow] = deque(maxlen=32)
+        # Lists, not deques (760 bytes each): a few beats and the last 32 windows.
+        self._pending: list[Beat] = []
+        self._windows: list[QualityWindow] = []
         self._covered = 0                          # end of the last judged window
         self._active = False
         self._af_samples = 0.0                     # AF time in detectors already closed
@@ -57,11 +57,12 @@ class AfTracker:
         every held beat and ends the detector's evidence (a gap or the record's end)."""
         self._pending.extend(beats)
         self._windows.extend(windows)
+        del self._windows[:-32]
         if windows:
             self._covered = max(self._covered, windows[-1].end)
         out: list[Observation] = []
         while self._pending and (final or self._pending[0].index < self._covered):
-            beat = self._pending.popleft()
+            beat = self._pending.pop(0)
             if usable_at(self._windows, beat.index):
                 out += self._feed(beat)
             else:
