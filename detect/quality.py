@@ -219,10 +219,15 @@ def assess_many(jobs: Sequence[Job], fs: float, limits: QualityLimits) -> list[W
             if m:
                 spans[r, :m] = prev
         stats = window_stats_many(raws, spans[:, m:], spans, fs, limits.plateau_tol_mv,
-                                  limits.plateau_tol_rel)
+                                  limits.plateau_tol_rel, limits.flat_mv, _min_run(limits, fs))
         for i, st in zip(rows, stats):
             out[i] = st
     return out  # type: ignore[return-value]
+
+
+def _min_run(limits: QualityLimits, fs: float) -> int:
+    """Samples in the shortest clipped plateau."""
+    return max(2, int(round(limits.plateau_s * fs)))
 
 
 def verdict(s: WindowStats, fs: float, limits: QualityLimits,
@@ -233,17 +238,18 @@ def verdict(s: WindowStats, fs: float, limits: QualityLimits,
     ptp) compute it, on the same elements in the same order, so the verdicts
     and scores are the same to the last bit; only the per-call overhead is gone.
     """
-    raw = s.raw
-    n = raw.size
+    raw, n = s.raw, s.n
     if s.p_hi - s.p_lo < limits.flat_mv or s.longest * 2 >= n:
+        assert raw is not None                 # kept by window_stats_many for this
         if abs(_median(raw)) >= limits.rail_mv:
             return Assessment(Quality.SATURATED, 0.0, "rail")
         return Assessment(Quality.LEADS_OFF, 0.0, "flat")
     lo, hi = s.lo, s.hi
     if max(hi, -lo) >= limits.rail_mv:
         return Assessment(Quality.SATURATED, 0.0, "rail")
-    min_len = max(2, int(round(limits.plateau_s * fs)))
+    min_len = _min_run(limits, fs)
     if s.longest >= min_len:
+        assert raw is not None
         starts, stops = steady_run_bounds(raw, limits.plateau_tol_mv, limits.plateau_tol_rel)
         long_runs = np.flatnonzero(stops - starts >= min_len)
         if _clipped(raw, ((int(starts[i]), int(stops[i])) for i in long_runs),

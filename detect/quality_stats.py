@@ -36,7 +36,8 @@ BANDS = ((0.0, 40.0), (0.0, 1.0), (5.0, 15.0), (5.0, 40.0))
 class WindowStats(NamedTuple):
     """What the quality judge reads of one window (all in mV, mV^2 or mV^4)."""
 
-    raw: FloatArray            # the raw window itself (the rare rail and plateau checks)
+    n: int                     # samples in the window
+    raw: FloatArray | None     # the raw window, kept only for the rare flat and plateau checks
     p_lo: float                # raw 0.5th percentile
     p_hi: float                # raw 99.5th percentile
     longest: int               # longest run of steady raw samples (1 if none)
@@ -131,10 +132,15 @@ def steady_run_bounds(raw: FloatArray, tol_mv: float, tol_rel: float
 
 
 def window_stats_many(raw: FloatArray, clean: FloatArray, span: FloatArray, fs: float,
-                      tol_mv: float, tol_rel: float) -> list[WindowStats]:
+                      tol_mv: float, tol_rel: float, flat_mv: float, min_run: int,
+                      ) -> list[WindowStats]:
     """:class:`WindowStats` of each row: ``raw`` and ``clean`` are ``(k, n)`` windows,
     ``span`` ``(k, m)`` the band-passed spans their spectra are taken over (each
-    row ending with the window's ``clean``)."""
+    row ending with the window's ``clean``). A window's raw samples are kept (a
+    copy) only if the judge may read them: it looks flat (robust peak-to-peak
+    under ``flat_mv``, or a steady run over half of it) or holds a steady run of
+    ``min_run`` samples (a plateau to check). Every other row is let go at once,
+    so a batch's arrays do not outlive it."""
     k, n = raw.shape
     if k == 0:
         return []
@@ -160,8 +166,11 @@ def window_stats_many(raw: FloatArray, clean: FloatArray, span: FloatArray, fs: 
     spectrum = np.abs(np.fft.rfft((span - (span.sum(axis=1) / span.shape[1])[:, None]) * hann,
                                   axis=1)[:, :bins]) ** 2
     power = list(zip(*(spectrum[:, a:b].sum(axis=1).tolist() for a, b in bands)))
-    return [WindowStats(raw[i], *vals) for i, vals in enumerate(zip(
-        p_lo, p_hi, longest.tolist(), raw.min(axis=1).tolist(), raw.max(axis=1).tolist(),
+    longest_l = longest.tolist()
+    keep = [hi - lo < flat_mv or run * 2 >= n or run >= min_run
+            for lo, hi, run in zip(p_lo, p_hi, longest_l)]
+    return [WindowStats(n, raw[i].copy() if keep[i] else None, *vals) for i, vals in enumerate(zip(
+        p_lo, p_hi, longest_l, raw.min(axis=1).tolist(), raw.max(axis=1).tolist(),
         ptp.tolist(), rms.tolist(), m4.tolist(), power))]
 
 

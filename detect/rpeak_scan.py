@@ -44,10 +44,10 @@ class _Candidate(NamedTuple):
 
 class Scanned(NamedTuple):
     """A detector's candidate scan of its next block, done with other detectors'
-    (:func:`scan_many`): the candidates found and the history kept after it."""
+    (:func:`scan_many`)."""
 
     candidates: tuple[_Candidate, ...]
-    history: FloatArray          # (3, look-back): QRS band, |slope|, energy
+    at: int                      # samples the detector had seen: the block starts here
 
 
 def qrs_energy(detectors: Sequence[RPeakDetector], band: np.ndarray,
@@ -128,7 +128,7 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
             peak = d._n - back + c
             found[r].append(_Candidate(peak, h, max(0, peak - locate + kk - d._delay), sl))
     for r, i in enumerate(rows):
-        out[i] = Scanned(tuple(found[r]), ext[:, r, m:].copy())
+        out[i] = Scanned(tuple(found[r]), detectors[i]._n)
     return out
 
 

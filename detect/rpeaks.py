@@ -89,7 +89,7 @@ class RPeakDetector:
         self._d_zi = np.zeros(_DERIV.size - 1)
         self._mwi_zi = np.zeros(self._n_int - 1)
         # Rows: QRS band, |slope|, integrated energy; one array so that one copy
-        # moves all three (the batched scan reads and replaces it whole).
+        # moves all three (the batched scan reads it whole).
         self._hist = np.zeros((3, 0))
         self._start = 0                        # global index of _hist[:, 0]
         self._n = 0                            # samples received
@@ -146,11 +146,15 @@ class RPeakDetector:
              scanned: Scanned | None = None) -> list[int]:
         """Beats decided with ``x`` known. ``band`` is ``x`` already through
         :attr:`band_filter` and ``energy`` its :func:`qrs_energy`, ``scanned``
-        the candidates and history this push finds (:func:`scan_many`), all
-        computed elsewhere for many detectors at once; else they are computed here."""
+        the candidates this push finds (:func:`scan_many`, which needs ``band``
+        and ``energy``), all computed elsewhere for many detectors at once; else
+        they are computed here."""
         x = np.asarray(x, dtype=np.float64)
         if scanned is not None:
-            cands = self._take(scanned, x.size)
+            if band is None or energy is None or band.shape != x.shape:
+                raise ValueError("A batched R-peak scan comes with the block's QRS band "
+                                 "and energy.")
+            cands = self._take(scanned, band, *energy)
         else:
             if x.size:
                 self._features(x, band, energy)
@@ -178,16 +182,25 @@ class RPeakDetector:
         self._hist = np.concatenate([self._hist, (bp, slope, mwi)], axis=1)
         self._n += x.size
 
-    def _take(self, scanned: Scanned, m: int) -> tuple[_Candidate, ...]:
-        """What _features, _scan and _trim would do with the next ``m`` samples,
-        already computed by :func:`scan_many`."""
-        if not self.steady or m == 0 or scanned.history.shape != self._hist.shape:
+    def _take(self, scanned: Scanned, bp: FloatArray, slope: FloatArray,
+              mwi: FloatArray) -> tuple[_Candidate, ...]:
+        """What _features, _scan and _trim would do with this block, whose candidates
+        :func:`scan_many` found: the history becomes its last look-back samples."""
+        m = bp.size
+        if not self.steady or m == 0 or scanned.at != self._n:
             raise RuntimeError("A batched R-peak scan was handed to a detector it was "
                                "not computed for.")
+        if not bp.shape == slope.shape == mwi.shape == (m,):
+            raise ValueError(f"The QRS band, slope and energy blocks have shapes {bp.shape}, "
+                             f"{slope.shape} and {mwi.shape}.")
+        back = self._hist.shape[1]
+        if m >= back:
+            self._hist = np.stack((bp[m - back:], slope[m - back:], mwi[m - back:]))
+        else:
+            self._hist = np.concatenate([self._hist[:, m:], (bp, slope, mwi)], axis=1)
         self._n += m
         self._next_cand = self._n - self._la
-        self._start = self._n - self._hist.shape[1]
-        self._hist = scanned.history
+        self._start = self._n - back
         return scanned.candidates
 
     @property

@@ -111,8 +111,10 @@ def test_scan_many_finds_what_each_detector_finds_alone_under_any_chunking():
             beats_batched[i] += d.push(x[i], band[i], (slope[i], energy[i]), scans[i])
     assert beats_batched == beats_alone
     assert sum(map(len, beats_alone)) > 100 and scanned > 40
-    with pytest.raises(RuntimeError, match="batched R-peak scan"):
-        batched[3].push(np.zeros(0), scanned=scans[0])
+    with pytest.raises(RuntimeError, match="batched R-peak scan"):     # another's scan
+        batched[3].push(x[3], band[3], (slope[3], energy[3]), scans[0])
+    with pytest.raises(ValueError, match="QRS band and energy"):
+        batched[0].push(x[0], scanned=scans[0])
 
 
 # -- windowed features ---------------------------------------------------------
