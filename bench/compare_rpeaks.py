@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
-import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -26,18 +23,14 @@ from detect.resample import Resampler  # noqa: E402
 from detect.rpeaks import RPeakDetector  # noqa: E402
 from ecgwatch.evaluation.records import data_dir, read_signal  # noqa: E402
 
+from base_detect import base_package  # noqa: E402
+
 HARD = ["100", "105", "108", "119", "201", "203", "207", "208", "222", "232"]
 
 
 def base_detector(rev: str, into: Path) -> type:
-    """``RPeakDetector`` as it was at ``rev`` (its detect/ package as ``detect_base``)."""
-    tar = subprocess.run(["git", "-C", str(REPO), "archive", rev, "detect"], check=True,
-                         capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
-        t.extractall(into, filter="data")
-    (into / "detect").rename(into / "detect_base")
-    sys.path.insert(0, str(into))
-    return importlib.import_module("detect_base.rpeaks").RPeakDetector
+    """``RPeakDetector`` as it was at ``rev``."""
+    return importlib.import_module(base_package(rev, into) + ".rpeaks").RPeakDetector
 
 
 def beats(detector: type, y) -> list[int]:

@@ -24,10 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import io
-import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -41,20 +38,11 @@ from detect.filters import CleaningFilter  # noqa: E402
 from detect.resample import Resampler  # noqa: E402
 from ecgwatch.evaluation.records import data_dir, list_records, read_signal  # noqa: E402
 
+from base_detect import base_package  # noqa: E402
+
 FS = 250.0
 NSTDB = ["118e24", "118e12", "118e06", "118e00", "118e_6", "119e24", "119e12", "119e06",
          "119e00", "119e_6"]
-
-
-def base_package(rev: str, into: Path) -> str:
-    """Extract ``detect/`` as it was at ``rev`` as the package ``detect_base``."""
-    tar = subprocess.run(["git", "-C", str(REPO), "archive", rev, "detect"], check=True,
-                         capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
-        t.extractall(into, filter="data")
-    (into / "detect").rename(into / "detect_base")
-    sys.path.insert(0, str(into))
-    return "detect_base"
 
 
 def signals(records: list[tuple[str, str]], minutes: float) -> list[tuple[np.ndarray, np.ndarray]]:
