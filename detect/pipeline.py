@@ -27,7 +27,7 @@ import numpy as np
 from . import DETECTOR_VERSION
 from .alarms import AlarmManager
 from .batch import Filtered, SignalBatcher
-from .beat_features import WINDOW_AFTER, BeatFeaturizer, BeatInput
+from .beat_features import WINDOW_AFTER, BeatFeaturizer, PendingBeat
 from .classify import BeatBatcher, BeatClassifier
 from .conditions import ConditionTracker, Observation
 from .ectopy import EctopyTracker
@@ -94,7 +94,7 @@ class _Segment:
         """Stream index just after the last sample produced."""
         return self.offset + self.resampler.produced
 
-    def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
+    def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
         y = self.resampler.push(samples)
         return self.finish(y, self.cleaner.push(y))
 
@@ -103,7 +103,7 @@ class _Segment:
                vf: Sequence[VfFeatures] | None = None,
                stats: Sequence[WindowStats] | None = None,
                scanned: Scanned | None = None,
-               ) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
+               ) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
         """The chain after the filters: ``y`` resampled, ``clean`` through the
         cleaning filter, ``band`` through the detector's QRS band-pass and
         ``energy`` its slope and integral, ``vf`` the features of the VF windows
@@ -120,10 +120,11 @@ class _Segment:
                 self.detector.relearn(w.end - self.offset)
             self.usable = w.quality.usable
         peaks = [p + self.offset for p in self.detector.push(y, band, energy, scanned)]
-        features = self.features.push(clean, peaks, self.horizon()) if self.features else []
+        features = (self.features.push_pending(clean, peaks, self.horizon()) if self.features
+                    else [])
         return peaks, windows, features
 
-    def close(self) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
+    def close(self) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
         """Decide what is pending at the end of the segment."""
         end = self.end
         # Silence through the detector completes its look-ahead and search-back;
@@ -131,8 +132,8 @@ class _Segment:
         tail = self.detector.push(np.zeros(int(round(2.0 * self.detector.fs))))
         peaks = [p + self.offset for p in tail if p + self.offset < end]
         # The last beats' windows run past the end: complete them with silence.
-        inputs = (self.features.push(np.zeros(WINDOW_AFTER), peaks) + self.features.flush()
-                  if self.features else [])
+        inputs = (self.features.push_pending(np.zeros(WINDOW_AFTER), peaks)
+                  + self.features.flush_pending() if self.features else [])
         self.vf_events += self.vf.flush()
         self.clean = np.zeros(0)
         return peaks, self.quality.flush(), inputs
@@ -218,7 +219,7 @@ class DevicePipeline:
         return self._after_filters(seg, peaks, windows, inputs)
 
     def _after_filters(self, seg: _Segment, peaks: list[int], windows: list[QualityWindow],
-                       inputs: list[BeatInput]) -> PipelineResult:
+                       inputs: list[PendingBeat]) -> PipelineResult:
         out = self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs,
                                            clean=seg.clean)
         # Used up; holding it would keep a batched tick's whole array alive.
@@ -301,7 +302,7 @@ class DevicePipeline:
 
     # -------------------------------------------------------------- decisions
     def _decide(self, peaks: list[int], windows: list[QualityWindow], horizon: int,
-                inputs: list[BeatInput], final: bool = False,
+                inputs: list[PendingBeat], final: bool = False,
                 clean: np.ndarray | None = None) -> PipelineResult:
         beats = []
         for p in peaks:
@@ -379,7 +380,7 @@ class DevicePipeline:
             return any(a.episode_id not in self._suppressed for a in self._wct_alarms.active())
         return False
 
-    def _classify(self, beats: list[Beat], inputs: list[BeatInput],
+    def _classify(self, beats: list[Beat], inputs: list[PendingBeat],
                   final: bool = False) -> tuple[Beat, ...]:
         """Send beat inputs to the model; return the beats labelled so far.
 
