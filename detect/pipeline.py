@@ -65,8 +65,16 @@ class PipelineResult:
     classified: tuple[Beat, ...] = ()
 
     def __add__(self, other: "PipelineResult") -> "PipelineResult":
+        # Most sums per chunk have an empty side: reuse the other (immutable) one.
+        if not (other.beats or other.transitions or other.quality or other.classified):
+            return self
+        if not (self.beats or self.transitions or self.quality or self.classified):
+            return other
         return PipelineResult(self.beats + other.beats, self.transitions + other.transitions,
                               self.quality + other.quality, self.classified + other.classified)
+
+
+_NOTHING = PipelineResult()
 
 
 class _Segment:
@@ -229,12 +237,12 @@ class DevicePipeline:
     def _settle(self) -> PipelineResult:
         """Finish this pipeline's queued block, filtered alone, before its chain moves on."""
         block = self.signals.take(self) if self.signals is not None else None
-        return PipelineResult() if block is None else self.resume(block)
+        return _NOTHING if block is None else self.resume(block)
 
     def gap(self, start: float, end: float, detail: str = "") -> PipelineResult:
         """The stream broke between device times ``start`` and ``end``."""
         if self._origin is None:
-            return PipelineResult()
+            return _NOTHING
         out = self._settle() + self._close()
         end = max(end, start)
         out += PipelineResult(transitions=tuple(
@@ -275,7 +283,7 @@ class DevicePipeline:
             # Resampled sample 0 lies ``delay`` before the first input sample.
             self._origin = chunk.t0 - delay
             self._seg = _Segment(chunk.fs, 0, self.config, self.classifier is not None)
-            return PipelineResult()
+            return _NOTHING
         # Later segments sit on the same grid; a clock that stepped backwards
         # must not reuse indices, so the grid only moves forward.
         offset = max(self._index(chunk.t0 - delay), self._end)
@@ -295,7 +303,7 @@ class DevicePipeline:
     def _close(self) -> PipelineResult:
         seg, self._seg = self._seg, None
         if seg is None:
-            return PipelineResult()
+            return _NOTHING
         peaks, windows, inputs = seg.close()
         return self._vf(seg, final=True) + self._decide(peaks, windows, seg.end, inputs,
                                                         final=True)
@@ -344,7 +352,8 @@ class DevicePipeline:
                                    e.at))
         # At a segment's end nothing more can come from it: clear up to its end.
         frontier = seg.vf.position if final else seg.vf.frontier
-        return PipelineResult(transitions=tuple(self._vf_alarms.push(obs, frontier)))
+        transitions = self._vf_alarms.push(obs, frontier)
+        return PipelineResult(transitions=tuple(transitions)) if transitions else _NOTHING
 
     def _suppress(self, transitions: list[AlarmTransition]) -> tuple[AlarmTransition, ...]:
         """Alarms another open alarm explains are not raised (their whole episode
