@@ -56,11 +56,11 @@ _MAX_ECHOED_TOPIC = 200
 # devices' state. With the default thresholds (700, 10, 10) every tick's
 # short-lived objects (chunks, results, beats) promote survivors into the old
 # generation and set off full collections, each walking every object of every
-# device: at 5,000 devices ten of them in 12 simulated seconds, 0.28 s each,
-# and GC took 3.9 of 36 CPU s. A young generation of 50,000 lets a tick's
+# device: at 5,000 devices ten of them in 12 simulated seconds, 0.29 s each,
+# and GC took 4.1 of 34 CPU s. A young generation of 50,000 lets a tick's
 # objects die young: one middle and no full collection in the same run, GC
-# 0.9 s (docs/performance.md). Garbage cycles then wait for up to 50,000
-# allocations longer: a few MB at most.
+# 1.0 s (bench/gc_cost.py, docs/performance.md). Garbage cycles then wait
+# longer (up to 50,000 allocations) before they are freed.
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
