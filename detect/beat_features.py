@@ -235,6 +235,7 @@ _NETWORK = _median_network(TEMPLATE_BEATS, *_MIDDLE)
 # Full rings whose medians one network pass computes: (16, 64, 160) float32 stays
 # in the caches (passes of 64 took 5.4 us per ring, of 1,000 7.4, np.sort 10-13).
 _PASS = 64
+_NETWORK_FROM = 8           # full rings in a round from which the network pays
 
 
 def _full_medians(rings: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
@@ -277,11 +278,15 @@ def _templates(beats: Sequence[PendingBeat], windows: npt.NDArray[np.float32]) -
         rounds[j].append(k)
     for ks in rounds:
         full = [k for k in ks if beats[k].owner._n_recent >= TEMPLATE_BEATS]
+        # A few rings (one featurizer's long push, as training's dataset builder
+        # makes: one beat per round) sort faster alone than through the network.
+        if len(full) < _NETWORK_FROM:
+            full = []
         if full:
             windows[full, 1] = _full_medians([beats[k].owner._recent for k in full])
         for k in ks:
             f = beats[k].owner
-            if f._n_recent < TEMPLATE_BEATS:
+            if f._n_recent < TEMPLATE_BEATS or not full:
                 windows[k, 1] = f._template(windows[k, 0])
         for k in ks:
             b = beats[k]
@@ -429,8 +434,8 @@ class BeatFeaturizer:
         return PendingBeat(r, self, seg, rr, admit)
 
     def _template(self, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Element-wise median of fewer than TEMPLATE_BEATS previous beats' windows
-        (the beat itself at first; full rings go through :func:`_full_medians`).
+        """Element-wise median of the previous beats' windows (the beat itself at
+        first); many full rings at once go through :func:`_full_medians` instead.
 
         The middle order statistics from sorting each sample's values, averaged
         in float32 as np.median does: the same values at a fraction of the cost."""

@@ -209,7 +209,7 @@ def test_featurizing_many_featurizers_at_once_gives_each_beat_its_own_bits():
     (several beats of one featurizer in one call, rings full and filling) against
     each featurizer alone with push."""
     from detect.beat_features import featurize
-    records = [_record(seed) for seed in range(6)]
+    records = [_record(seed) for seed in range(10)]      # >= _NETWORK_FROM: the network runs
     alone = [_whole(x, beats) for x, beats in records]
     many = [BeatFeaturizer() for _ in records]
     got: list[list] = [[] for _ in records]
