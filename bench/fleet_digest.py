@@ -3,7 +3,9 @@
     python bench/fleet_digest.py [--devices 100] [--seconds 60] [--unbatched] [--out FILE]
 
 Prints one sha256 prefix per output kind (beats, beat labels with the shipped
-model, alarm transitions, final device states). Run it before and after a
+model, alarm transitions, final device states, and the beat model's inputs:
+every beat's window, template and RR features, bit for bit, so that a change
+to the featurizer cannot hide behind labels that happen not to move). Run it before and after a
 change meant to leave the output alone (an optimisation): the digests must be
 equal; ``--out`` writes the whole output as JSON for diffing when they are
 not. ``--unbatched`` filters each chunk on its own instead of batching the
@@ -20,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
+
 from detect.batch import SignalBatcher  # noqa: E402
 from detect.classify import BeatBatcher  # noqa: E402
 from detect.config import DetectorConfig  # noqa: E402
@@ -29,9 +33,34 @@ from ingest.device import DeviceMonitor, complete_tick  # noqa: E402
 from ingest.payload import decode_samples  # noqa: E402
 
 
+class _Recording(BeatBatcher):
+    """The model's batcher, noting every beat's model input as the model receives it:
+    (beat index, sha256 of its window, template and RR row)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.inputs: list[tuple[int, str]] = []
+
+    def _predict(self, inputs):
+        predict = self.classifier.predict
+
+        def recording(windows, rr):
+            for i, w, r in zip(inputs, windows, rr):
+                blob = np.ascontiguousarray(w, np.float32).tobytes() + \
+                    np.ascontiguousarray(r, np.float32).tobytes()
+                self.inputs.append((i.index, hashlib.sha256(blob).hexdigest()))
+            return predict(windows, rr)
+
+        self.classifier.predict = recording
+        try:
+            return super()._predict(inputs)
+        finally:
+            del self.classifier.predict
+
+
 def digest(devices: int, seconds: int, batched: bool = True) -> dict[str, list]:
     fleet = make_fleet(devices, seconds, 0)
-    model = BeatBatcher(load_classifier())
+    model = _Recording(load_classifier())
     signals = SignalBatcher() if batched else None
     config = DetectorConfig()
     monitors = {d: DeviceMonitor(d, config, pipeline_factory=(
@@ -49,6 +78,8 @@ def digest(devices: int, seconds: int, batched: bool = True) -> dict[str, list]:
         for d, r in complete_tick(monitors, signals, model, float(k + 1)):
             take(d, r)
     out["states"] = [m.state().to_dict() for m in monitors.values()]
+    # Sorted: when a device's inputs are computed may change, what they are must not.
+    out["features"] = sorted(model.inputs)
     return out
 
 

@@ -79,15 +79,6 @@ _DEFAULT_IRREGULARITY = 0.05  # until there are three intervals to compare
 _MIN_IRREGULARITY = 0.01     # the model takes logarithms: keep away from 0
 
 
-def _median(x: FloatArray) -> float:
-    """np.median's value by partial sorting: this runs once per beat."""
-    n = x.size
-    if n % 2:
-        return float(np.partition(x, n // 2)[n // 2])
-    part = np.partition(x, (n // 2 - 1, n // 2))
-    return 0.5 * float(part[n // 2 - 1] + part[n // 2])
-
-
 def _np_sum(values: Sequence[float]) -> float:
     """np.sum of a short sequence of floats, in numpy's own order of additions
     (pairwise with eight accumulators; exact up to 128 values), without building an
@@ -146,6 +137,189 @@ def stack_inputs(inputs: list[BeatInput] | tuple[BeatInput, ...]
     return windows, np.stack([i.rr for i in inputs])
 
 
+class PendingBeat:
+    """A beat whose RR context is known and whose waveform inputs are not computed yet.
+
+    The pipeline hands these to the beat model's batcher, which computes the
+    window, template and amplitude normalisation of every pending beat of
+    every device in one :func:`featurize` (numpy calls on stacked arrays
+    instead of a dozen calls on 160 samples per beat). ``seg`` is the raw
+    cleaned signal around the R peak; ``rr`` the RR features; ``admit``
+    whether the beat joins its featurizer's template.
+    """
+
+    __slots__ = ("index", "owner", "seg", "rr", "admit")
+
+    def __init__(self, index: int, owner: "BeatFeaturizer", seg: FloatArray,
+                 rr: tuple[float, ...], admit: bool) -> None:
+        self.index = index
+        self.owner = owner
+        self.seg = seg
+        self.rr = rr
+        self.admit = admit
+
+
+_MID = (WINDOW // 2 - 1, WINDOW // 2)    # the two middle order statistics of a window
+_CORE = slice(WINDOW_BEFORE - 5, WINDOW_BEFORE + 6)
+
+
+def featurize(beats: Sequence[PendingBeat]
+              ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The model's inputs for ``beats``: ``window`` (n, CHANNELS, WINDOW), ``rr`` (n, 11).
+
+    ``beats`` may come from many featurizers; each featurizer's beats must be
+    in the order it emitted them, and every beat is featurized exactly once
+    (it advances its featurizer's amplitude history and template). Each row
+    has the bits that featurizing its beat alone gives: the same operations
+    per element, on rows of stacked arrays.
+    """
+    n = len(beats)
+    windows = np.empty((n, CHANNELS, WINDOW), np.float32)
+    if n == 0:
+        return windows, np.zeros((0, len(RR_FEATURES)), np.float32)
+    x = np.empty((n, WINDOW))
+    for k, b in enumerate(beats):
+        x[k] = b.seg
+    # Baseline: the window's median (np.median's value: the mean of the two middle
+    # order statistics), subtracted per row.
+    part = np.partition(x, _MID, axis=1)
+    x -= (0.5 * (part[:, _MID[0]] + part[:, _MID[1]]))[:, None]
+    core = x[:, _CORE]
+    hi, lo = core.max(axis=1), -core.min(axis=1)
+    amps = np.where(lo > hi, lo, hi).tolist()        # max(hi, lo), Python's tie rule
+    # Amplitude normalisation: each featurizer's running median of its previous
+    # beats' amplitudes, beat by beat in emission order (plain Python: 16 floats).
+    div = [0.0] * n
+    for k, b in enumerate(beats):
+        history = b.owner._amps
+        amp = amps[k]
+        if history:
+            ordered = sorted(history)
+            m = len(ordered) // 2
+            scale = ordered[m] if len(ordered) % 2 else (ordered[m - 1] + ordered[m]) / 2
+        else:
+            scale = max(amp, 1e-3)
+        history.append(amp)
+        div[k] = max(scale, 1e-3)
+    x /= np.array(div)[:, None]
+    windows[:, 0] = x                                  # the float32 cast of astype
+    _templates(beats, windows)
+    return windows, np.array([b.rr for b in beats], dtype=np.float32)
+
+
+def _median_network(n: int, *outputs: int) -> tuple[tuple[int, int], ...]:
+    """The compare-exchanges of a sorting network for ``n`` = 16 inputs (Green's,
+    60 in 10 layers; listed by Knuth, TAOCP 3, 5.3.4) that the given outputs depend
+    on: 54 for the two middle ones. Checked on all 2^16 0-1 inputs in the tests."""
+    assert n == 16
+    layers = (((0, 13), (1, 12), (2, 15), (3, 14), (4, 8), (5, 6), (7, 11), (9, 10)),
+              ((0, 5), (1, 7), (2, 9), (3, 4), (6, 13), (8, 14), (10, 15), (11, 12)),
+              ((0, 1), (2, 3), (4, 5), (6, 8), (7, 9), (10, 11), (12, 13), (14, 15)),
+              ((0, 2), (1, 3), (4, 10), (5, 11), (6, 7), (8, 9), (12, 14), (13, 15)),
+              ((1, 2), (3, 12), (4, 6), (5, 7), (8, 10), (9, 11), (13, 14)),
+              ((1, 4), (2, 6), (5, 8), (7, 10), (9, 13), (11, 14)),
+              ((2, 4), (3, 6), (9, 12), (11, 13)),
+              ((3, 5), (6, 8), (7, 9), (10, 12)),
+              ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12)),
+              ((6, 7), (8, 9)))
+    need, kept = set(outputs), []
+    for i, j in reversed([c for layer in layers for c in layer]):
+        if i in need or j in need:
+            kept.append((i, j))
+            need |= {i, j}
+    return tuple(reversed(kept))
+
+
+_MIDDLE = (TEMPLATE_BEATS // 2 - 1, TEMPLATE_BEATS // 2)
+_NETWORK = _median_network(TEMPLATE_BEATS, *_MIDDLE)
+# Full rings whose medians one network pass computes: (16, 64, 160) float32 stays
+# in the caches (passes of 64 took 5.4 us per ring, of 1,000 7.4, np.sort 10-13).
+_PASS = 64
+_NETWORK_FROM = 8           # full rings in a round from which the network pays
+
+
+def _full_medians(rings: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+    """Element-wise medians of full template rings (each (TEMPLATE_BEATS, WINDOW)).
+
+    The two middle order statistics come out of a sorting network run on all
+    rings side by side (np.minimum and np.maximum on (rings, WINDOW) slabs, one
+    pair per compare-exchange) instead of sorting 160 rows of 16 per ring: the
+    values a sort gives, so the medians are np.median's to the bit (finite
+    inputs; which of two zeros of opposite sign lands in the middle is not
+    fixed by a sort either)."""
+    out = np.empty((len(rings), WINDOW), np.float32)
+    lo, hi = _MIDDLE
+    for start in range(0, len(rings), _PASS):
+        stacked = np.stack(rings[start:start + _PASS], axis=1)   # (16, m, WINDOW)
+        s = list(stacked)
+        spare = np.empty_like(s[0])
+        for i, j in _NETWORK:
+            a, b = s[i], s[j]
+            np.minimum(a, b, out=spare)
+            np.maximum(a, b, out=b)
+            s[i], spare = spare, a
+        np.add(s[lo], s[hi], out=out[start:start + len(s[lo])])
+    out /= np.float32(2)
+    return out
+
+
+def _templates(beats: Sequence[PendingBeat], windows: npt.NDArray[np.float32]) -> None:
+    """Each beat's template (``windows[:, 1]``) from its featurizer's previous windows,
+    then admit the beat's window. In rounds: the j-th beat of every featurizer in a
+    round, so that a featurizer's later beat sees the windows its earlier ones
+    admitted; the full rings of a round go through one :func:`_full_medians`."""
+    rounds: list[list[int]] = []
+    seen: dict[int, int] = {}
+    for k, b in enumerate(beats):
+        j = seen.get(id(b.owner), 0)
+        seen[id(b.owner)] = j + 1
+        if j == len(rounds):
+            rounds.append([])
+        rounds[j].append(k)
+    for ks in rounds:
+        full = [k for k in ks if beats[k].owner._n_recent >= TEMPLATE_BEATS]
+        # A few rings (one featurizer's long push, as training's dataset builder
+        # makes: one beat per round) sort faster alone than through the network.
+        if len(full) < _NETWORK_FROM:
+            full = []
+        if full:
+            windows[full, 1] = _full_medians([beats[k].owner._recent for k in full])
+        for k in ks:
+            f = beats[k].owner
+            if f._n_recent < TEMPLATE_BEATS or not full:
+                windows[k, 1] = f._template(windows[k, 0])
+        for k in ks:
+            b = beats[k]
+            if b.admit:
+                f = b.owner
+                f._recent[f._n_recent % TEMPLATE_BEATS] = windows[k, 0]
+                f._n_recent += 1
+
+
+def model_inputs(items: Sequence[PendingBeat | BeatInput]
+                 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The model's two inputs for pending beats (featurized now) and finished ones, in order."""
+    pending = [k for k, i in enumerate(items) if isinstance(i, PendingBeat)]
+    if len(pending) == len(items):
+        return featurize(items)                       # type: ignore[arg-type]
+    windows, rr = stack_inputs([i for i in items if isinstance(i, BeatInput)])
+    if not pending:
+        return windows, rr
+    done = [k for k, i in enumerate(items) if not isinstance(i, PendingBeat)]
+    w_new, rr_new = featurize([items[k] for k in pending])   # type: ignore[misc]
+    w_all = np.empty((len(items), CHANNELS, WINDOW), np.float32)
+    rr_all = np.empty((len(items), len(RR_FEATURES)), np.float32)
+    w_all[pending], rr_all[pending] = w_new, rr_new
+    w_all[done], rr_all[done] = windows, rr
+    return w_all, rr_all
+
+
+def finished(beats: Sequence[PendingBeat]) -> list[BeatInput]:
+    """``beats`` featurized now, as :class:`BeatInput` (one featurizer's output to read)."""
+    windows, rr = featurize(beats)
+    return [BeatInput(b.index, windows[k, 0], windows[k, 1], rr[k]) for k, b in enumerate(beats)]
+
+
 class BeatFeaturizer:
     """``push(clean, beats) -> [BeatInput]`` for one contiguous segment at ``FS``.
 
@@ -174,21 +348,32 @@ class BeatFeaturizer:
         self._long: float | None = None
         self._n_rr = 0
         self._amps: deque[float] = deque(maxlen=AMP_BEATS)
-        # Ring buffer of the last TEMPLATE_BEATS windows, one column per beat: the
-        # template's median then partitions contiguous rows.
-        self._recent = np.zeros((WINDOW, TEMPLATE_BEATS), np.float32)
+        # Ring buffer of the last TEMPLATE_BEATS windows admitted, one row per beat.
+        self._recent = np.zeros((TEMPLATE_BEATS, WINDOW), np.float32)
         self._n_recent = 0
         self._max_post = int(MAX_POST_S * FS)
 
     def push(self, clean: FloatArray, beats: list[int] | tuple[int, ...] = (),
              horizon: int | None = None) -> list[BeatInput]:
+        """The beats whose inputs are complete, featurized now."""
+        return finished(self.push_pending(clean, beats, horizon))
+
+    def flush(self) -> list[BeatInput]:
+        """End of segment: emit what has a complete window, with post-RR as far as known."""
+        return finished(self.flush_pending())
+
+    def push_pending(self, clean: FloatArray, beats: list[int] | tuple[int, ...] = (),
+                     horizon: int | None = None) -> list[PendingBeat]:
+        """As :meth:`push`, with the waveform work left to :func:`featurize` (the
+        service's path: the beat model's batcher featurizes every device's beats at once).
+        Every beat must be featurized, in order, before this featurizer's later ones."""
         clean = np.asarray(clean, dtype=np.float64)
         n, m = self._n, len(clean)
         self._data = buffers.append(self._data, n, clean)
         self._n = n + m
         self._end += m
         self._beats.extend(int(b) for b in beats)
-        out: list[BeatInput] = []
+        out: list[PendingBeat] = []
         while self._beats:
             r = self._beats[0]
             nxt = self._beats[1] if len(self._beats) > 1 else None
@@ -201,8 +386,8 @@ class BeatFeaturizer:
         self._trim(horizon)
         return out
 
-    def flush(self) -> list[BeatInput]:
-        """End of segment: emit what has a complete window, with post-RR as far as known."""
+    def flush_pending(self) -> list[PendingBeat]:
+        """As :meth:`flush`, featurized later (see :meth:`push_pending`)."""
         out = []
         while self._beats and self._beats[0] + WINDOW_AFTER <= self._end:
             r = self._beats.popleft()
@@ -210,7 +395,8 @@ class BeatFeaturizer:
         self._beats.clear()
         return out
 
-    def _emit(self, r: int, nxt: int | None) -> BeatInput:
+    def _emit(self, r: int, nxt: int | None) -> PendingBeat:
+        """The beat's raw window and RR context; :func:`featurize` does the rest."""
         a = r - WINDOW_BEFORE - self._buf_start
         buf = self._data[:self._n]
         seg = buf[max(a, 0): max(a + WINDOW, 0)]
@@ -219,17 +405,8 @@ class BeatFeaturizer:
             # pad with the nearest sample rather than fail.
             fill = seg[0] if seg.size else (buf[0] if buf.size else 0.0)
             seg = np.concatenate([np.full(WINDOW - seg.size, fill), seg])
-        seg = seg - _median(seg)
-        core = seg[WINDOW_BEFORE - 5: WINDOW_BEFORE + 6]
-        amp = max(float(core.max()), -float(core.min()))        # max |x| of the core
-        if self._amps:
-            amps = sorted(self._amps)
-            m = len(amps) // 2
-            scale = amps[m] if len(amps) % 2 else (amps[m - 1] + amps[m]) / 2
         else:
-            scale = max(amp, 1e-3)
-        self._amps.append(amp)
-        window = (seg / max(scale, 1e-3)).astype(np.float32)
+            seg = seg.copy()          # the buffer moves on before featurize reads it
 
         pre = (r - self._prev) / FS if self._prev is not None else None
         post = (min(nxt - r, self._max_post) if nxt is not None
@@ -240,16 +417,12 @@ class BeatFeaturizer:
         pre_v = pre if pre is not None else local
         irregularity = self._irregularity(local)
         upper = self._upper(local)
-
-        template = self._template(window)
         # Only beats that were not premature join the template, so it stays
         # the patient's sinus beat even where ectopic beats are the majority.
-        if pre is None or len(self._upper_rrs) < UPPER_RANK or pre >= TEMPLATE_ADMIT * upper:
-            self._recent[:, self._n_recent % TEMPLATE_BEATS] = window
-            self._n_recent += 1
-        rr = np.array([pre_v, post, local, long, pre_v / local, post / local,
-                       pre_v / long, local / long, irregularity, upper, pre_v / upper],
-                      dtype=np.float32)
+        admit = (pre is None or len(self._upper_rrs) < UPPER_RANK
+                 or pre >= TEMPLATE_ADMIT * upper)
+        rr = (pre_v, post, local, long, pre_v / local, post / local,
+              pre_v / long, local / long, irregularity, upper, pre_v / upper)
         if pre is not None:
             rrs.append(pre)
             self._upper_rrs.append(pre)
@@ -258,22 +431,22 @@ class BeatFeaturizer:
             gain = 1.0 / min(self._n_rr, LONG_BEATS)
             self._long = pre if self._long is None else self._long + (pre - self._long) * gain
         self._prev = r
-        return BeatInput(r, window, template, rr)
+        return PendingBeat(r, self, seg, rr, admit)
 
     def _template(self, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Element-wise median of the previous beats' windows (the beat itself at first).
+        """Element-wise median of the previous beats' windows (the beat itself at
+        first); many full rings at once go through :func:`_full_medians` instead.
 
-        The middle order statistics from sorting each sample's row of 16 values
-        (numpy's vectorised sort beats partition at this size), averaged in
-        float32 as np.median does: the same values at a fraction of the cost."""
+        The middle order statistics from sorting each sample's values, averaged
+        in float32 as np.median does: the same values at a fraction of the cost."""
         n = min(self._n_recent, TEMPLATE_BEATS)
         if n == 0:
             return window
-        ordered = np.sort(self._recent if n == TEMPLATE_BEATS else self._recent[:, :n], axis=1)
+        ordered = np.sort(self._recent[:n], axis=0)
         mid = n // 2
         if n % 2:
-            return ordered[:, mid].copy()
-        return (ordered[:, mid - 1] + ordered[:, mid]) / np.float32(2)
+            return ordered[mid].copy()
+        return (ordered[mid - 1] + ordered[mid]) / np.float32(2)
 
     def _upper(self, local: float) -> float:
         """The UPPER_RANK-th longest recent interval (the local mean until there are enough)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .beat_features import CHANNELS, FS, RR_FEATURES, WINDOW, BeatInput, stack_inputs
+from .beat_features import CHANNELS, FS, RR_FEATURES, WINDOW, BeatInput, PendingBeat, model_inputs
 from .errors import ModelError
 
 CLASSES = ("N", "S", "V", "F", "Q")
@@ -94,11 +94,11 @@ class BeatClassifier:
         labels = tuple(CLASSES[i] for i in np.argmax(logits, axis=1))
         return Prediction(labels, prob.astype(np.float32))
 
-    def submit(self, owner: object, inputs: list[BeatInput], *, now: bool = False
-               ) -> list[tuple[int, str]]:
+    def submit(self, owner: object, inputs: list[PendingBeat | BeatInput], *,
+               now: bool = False) -> list[tuple[int, str]]:
         """Label ``inputs`` at once: (beat index, label) pairs (the pipeline's
         interface; see BeatBatcher for the batched one)."""
-        labels = self.predict(*stack_inputs(inputs)).labels
+        labels = self.predict(*model_inputs(inputs)).labels
         return [(i.index, lab) for i, lab in zip(inputs, labels)]
 
 
@@ -115,12 +115,12 @@ class BeatBatcher:
 
     def __init__(self, classifier: BeatClassifier) -> None:
         self.classifier = classifier
-        self._queue: dict[int, tuple[object, list[BeatInput]]] = {}
+        self._queue: dict[int, tuple[object, list[PendingBeat | BeatInput]]] = {}
         self.calls = 0            # model calls, for metrics and tests
         self.beats = 0
 
-    def submit(self, owner: object, inputs: list[BeatInput], *, now: bool = False
-               ) -> list[tuple[int, str]] | None:
+    def submit(self, owner: object, inputs: list[PendingBeat | BeatInput], *,
+               now: bool = False) -> list[tuple[int, str]] | None:
         """Queue ``inputs`` (returns None), or with ``now`` label them and the
         owner's queued ones at once, older beats first."""
         key = id(owner)
@@ -147,9 +147,11 @@ class BeatBatcher:
             out.setdefault(id(owner), (owner, []))[1].append((i.index, label))
         return list(out.values())
 
-    def _predict(self, inputs: list[BeatInput]) -> tuple[str, ...]:
+    def _predict(self, inputs: list[PendingBeat | BeatInput]) -> tuple[str, ...]:
         if not inputs:
             return ()
         self.calls += 1
         self.beats += len(inputs)
-        return self.classifier.predict(*stack_inputs(inputs)).labels
+        # Pending beats (the pipeline's) are featurized here, every device's at
+        # once: one featurize per tick, like the one model call.
+        return self.classifier.predict(*model_inputs(inputs)).labels

@@ -27,7 +27,7 @@ import numpy as np
 from . import DETECTOR_VERSION
 from .alarms import AlarmManager
 from .batch import Filtered, SignalBatcher
-from .beat_features import WINDOW_AFTER, BeatFeaturizer, BeatInput
+from .beat_features import WINDOW_AFTER, BeatFeaturizer, PendingBeat
 from .classify import BeatBatcher, BeatClassifier
 from .conditions import ConditionTracker, Observation
 from .ectopy import EctopyTracker
@@ -65,8 +65,16 @@ class PipelineResult:
     classified: tuple[Beat, ...] = ()
 
     def __add__(self, other: "PipelineResult") -> "PipelineResult":
+        # Most sums per chunk have an empty side: reuse the other (immutable) one.
+        if not (other.beats or other.transitions or other.quality or other.classified):
+            return self
+        if not (self.beats or self.transitions or self.quality or self.classified):
+            return other
         return PipelineResult(self.beats + other.beats, self.transitions + other.transitions,
                               self.quality + other.quality, self.classified + other.classified)
+
+
+_NOTHING = PipelineResult()
 
 
 class _Segment:
@@ -94,7 +102,7 @@ class _Segment:
         """Stream index just after the last sample produced."""
         return self.offset + self.resampler.produced
 
-    def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
+    def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
         y = self.resampler.push(samples)
         return self.finish(y, self.cleaner.push(y))
 
@@ -103,7 +111,7 @@ class _Segment:
                vf: Sequence[VfFeatures] | None = None,
                stats: Sequence[WindowStats] | None = None,
                scanned: Scanned | None = None,
-               ) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
+               ) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
         """The chain after the filters: ``y`` resampled, ``clean`` through the
         cleaning filter, ``band`` through the detector's QRS band-pass and
         ``energy`` its slope and integral, ``vf`` the features of the VF windows
@@ -120,10 +128,11 @@ class _Segment:
                 self.detector.relearn(w.end - self.offset)
             self.usable = w.quality.usable
         peaks = [p + self.offset for p in self.detector.push(y, band, energy, scanned)]
-        features = self.features.push(clean, peaks, self.horizon()) if self.features else []
+        features = (self.features.push_pending(clean, peaks, self.horizon()) if self.features
+                    else [])
         return peaks, windows, features
 
-    def close(self) -> tuple[list[int], list[QualityWindow], list[BeatInput]]:
+    def close(self) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
         """Decide what is pending at the end of the segment."""
         end = self.end
         # Silence through the detector completes its look-ahead and search-back;
@@ -131,8 +140,8 @@ class _Segment:
         tail = self.detector.push(np.zeros(int(round(2.0 * self.detector.fs))))
         peaks = [p + self.offset for p in tail if p + self.offset < end]
         # The last beats' windows run past the end: complete them with silence.
-        inputs = (self.features.push(np.zeros(WINDOW_AFTER), peaks) + self.features.flush()
-                  if self.features else [])
+        inputs = (self.features.push_pending(np.zeros(WINDOW_AFTER), peaks)
+                  + self.features.flush_pending() if self.features else [])
         self.vf_events += self.vf.flush()
         self.clean = np.zeros(0)
         return peaks, self.quality.flush(), inputs
@@ -218,7 +227,7 @@ class DevicePipeline:
         return self._after_filters(seg, peaks, windows, inputs)
 
     def _after_filters(self, seg: _Segment, peaks: list[int], windows: list[QualityWindow],
-                       inputs: list[BeatInput]) -> PipelineResult:
+                       inputs: list[PendingBeat]) -> PipelineResult:
         out = self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs,
                                            clean=seg.clean)
         # Used up; holding it would keep a batched tick's whole array alive.
@@ -228,12 +237,12 @@ class DevicePipeline:
     def _settle(self) -> PipelineResult:
         """Finish this pipeline's queued block, filtered alone, before its chain moves on."""
         block = self.signals.take(self) if self.signals is not None else None
-        return PipelineResult() if block is None else self.resume(block)
+        return _NOTHING if block is None else self.resume(block)
 
     def gap(self, start: float, end: float, detail: str = "") -> PipelineResult:
         """The stream broke between device times ``start`` and ``end``."""
         if self._origin is None:
-            return PipelineResult()
+            return _NOTHING
         out = self._settle() + self._close()
         end = max(end, start)
         out += PipelineResult(transitions=tuple(
@@ -274,7 +283,7 @@ class DevicePipeline:
             # Resampled sample 0 lies ``delay`` before the first input sample.
             self._origin = chunk.t0 - delay
             self._seg = _Segment(chunk.fs, 0, self.config, self.classifier is not None)
-            return PipelineResult()
+            return _NOTHING
         # Later segments sit on the same grid; a clock that stepped backwards
         # must not reuse indices, so the grid only moves forward.
         offset = max(self._index(chunk.t0 - delay), self._end)
@@ -294,14 +303,14 @@ class DevicePipeline:
     def _close(self) -> PipelineResult:
         seg, self._seg = self._seg, None
         if seg is None:
-            return PipelineResult()
+            return _NOTHING
         peaks, windows, inputs = seg.close()
         return self._vf(seg, final=True) + self._decide(peaks, windows, seg.end, inputs,
                                                         final=True)
 
     # -------------------------------------------------------------- decisions
     def _decide(self, peaks: list[int], windows: list[QualityWindow], horizon: int,
-                inputs: list[BeatInput], final: bool = False,
+                inputs: list[PendingBeat], final: bool = False,
                 clean: np.ndarray | None = None) -> PipelineResult:
         beats = []
         for p in peaks:
@@ -343,7 +352,8 @@ class DevicePipeline:
                                    e.at))
         # At a segment's end nothing more can come from it: clear up to its end.
         frontier = seg.vf.position if final else seg.vf.frontier
-        return PipelineResult(transitions=tuple(self._vf_alarms.push(obs, frontier)))
+        transitions = self._vf_alarms.push(obs, frontier)
+        return PipelineResult(transitions=tuple(transitions)) if transitions else _NOTHING
 
     def _suppress(self, transitions: list[AlarmTransition]) -> tuple[AlarmTransition, ...]:
         """Alarms another open alarm explains are not raised (their whole episode
@@ -379,7 +389,7 @@ class DevicePipeline:
             return any(a.episode_id not in self._suppressed for a in self._wct_alarms.active())
         return False
 
-    def _classify(self, beats: list[Beat], inputs: list[BeatInput],
+    def _classify(self, beats: list[Beat], inputs: list[PendingBeat],
                   final: bool = False) -> tuple[Beat, ...]:
         """Send beat inputs to the model; return the beats labelled so far.
 

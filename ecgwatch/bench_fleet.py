@@ -35,6 +35,7 @@ from ingest.device import DeviceMonitor
 from ingest.payload import decode_samples, encode_binary
 from ingest.reassembly import Late
 
+from .service import tune_gc
 from .simulate import fleet_scenarios
 from .synth import Scenario, synthesize
 
@@ -161,6 +162,7 @@ class FleetRunner:
             lambda dev, c: DevicePipeline(dev, c, batcher, signals))) for d in ids}
         self.clock = StageClock()
         self.counts = Counts()
+        tune_gc()                 # as Service.run: the collector set for many devices
 
     def tick(self, payloads: Sequence[tuple[str, bytes]], now: float) -> None:
         """One processing tick: every device's payload of this second, then the model."""

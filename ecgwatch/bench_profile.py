@@ -19,7 +19,7 @@ from pathlib import Path
 
 from detect.alarms import AlarmManager
 from detect.batch import SignalBatcher
-from detect.beat_features import BeatFeaturizer, stack_inputs
+from detect.beat_features import BeatFeaturizer, featurize
 from detect.classify import BeatBatcher, BeatClassifier
 from detect.conditions import ConditionTracker
 from detect.ectopy import EctopyTracker
@@ -53,13 +53,13 @@ STAGE_FUNCTIONS: tuple[tuple[str, Callable, int], ...] = (
     ("VfDetector.push", VfDetector.push, 2),
     ("SignalQuality.push", SignalQuality.push, 2),
     ("RPeakDetector.push", RPeakDetector.push, 2),
-    ("BeatFeaturizer.push", BeatFeaturizer.push, 2),
+    ("BeatFeaturizer.push_pending (RR context)", BeatFeaturizer.push_pending, 2),
     ("ConditionTracker.push", ConditionTracker.push, 1),
     ("AfTracker.push", AfTracker.push, 1),
     ("WideComplexTracker.push", WideComplexTracker.push, 1),
     ("AlarmManager.push (5 per device)", AlarmManager.push, 1),
     ("BeatBatcher.run (one per tick)", BeatBatcher.run, 0),
-    ("stack_inputs", stack_inputs, 1),
+    ("featurize (beat windows and templates of all devices)", featurize, 1),
     ("BeatClassifier.predict (ONNX)", BeatClassifier.predict, 1),
     ("DeviceMonitor.apply_labels", DeviceMonitor.apply_labels, 0),
     ("EctopyTracker.push", EctopyTracker.push, 1),

@@ -176,3 +176,58 @@ def test_with_the_horizon_the_look_back_is_short_and_the_inputs_the_same():
     # The late pair holds about three seconds while it waits; otherwise about one.
     assert sorted(held)[len(held) * 9 // 10] < 2 * FS and max(held) < 4 * FS
     assert full._n > 5 * FS
+
+
+def test_the_median_network_sorts_every_zero_one_input_into_its_middle_pair():
+    # 0-1 principle: a comparator network that puts every 0-1 input's middle pair
+    # in place does so for every input.
+    from detect.beat_features import _MIDDLE, _NETWORK
+    bits = ((np.arange(1 << TEMPLATE_BEATS)[:, None] >> np.arange(TEMPLATE_BEATS)) & 1)
+    s = list(bits.T.astype(np.int8))
+    for i, j in _NETWORK:
+        s[i], s[j] = np.minimum(s[i], s[j]), np.maximum(s[i], s[j])
+    ordered = np.sort(bits, axis=1)
+    for k in _MIDDLE:
+        assert np.array_equal(s[k], ordered[:, k])
+
+
+def test_full_ring_medians_are_numpys_to_the_last_bit_with_ties():
+    from detect.beat_features import _full_medians
+    rng = np.random.default_rng(7)
+    rings = [rng.standard_normal((TEMPLATE_BEATS, WINDOW)).astype(np.float32)
+             for _ in range(150)]
+    for r in rings[::3]:                       # ties: repeated and constant values
+        r[rng.integers(0, TEMPLATE_BEATS, 6)] = r[0]
+        r[:, :10] = 0.25
+    got = _full_medians(rings)
+    for k, r in enumerate(rings):
+        assert got[k].tobytes() == np.median(r, axis=0).astype(np.float32).tobytes(), k
+
+
+def test_featurizing_many_featurizers_at_once_gives_each_beat_its_own_bits():
+    """The service's path: every device's pending beats of a tick in one featurize
+    (several beats of one featurizer in one call, rings full and filling) against
+    each featurizer alone with push."""
+    from detect.beat_features import featurize
+    records = [_record(seed) for seed in range(10)]      # >= _NETWORK_FROM: the network runs
+    alone = [_whole(x, beats) for x, beats in records]
+    many = [BeatFeaturizer() for _ in records]
+    got: list[list] = [[] for _ in records]
+    step = 3 * FS                              # several beats per featurizer per call
+    for end in range(step, 40 * FS + step, step):
+        pending = []
+        for k, (x, beats) in enumerate(records):
+            if end - step < x.size:
+                new = [int(b) for b in beats if end - step <= b < end]
+                pending += many[k].push_pending(x[end - step:end], new)
+        if end >= 40 * FS:
+            pending += [p for f in many for p in f.flush_pending()]
+        windows, rr = featurize(pending)
+        for p, w, r in zip(pending, windows, rr):
+            got[many.index(p.owner)].append((p.index, w, r))
+    for k, ref in enumerate(alone):
+        assert [i for i, _, _ in got[k]] == [b.index for b in ref]
+        for (_, w, r), b in zip(got[k], ref):
+            assert w[0].tobytes() == b.window.tobytes()
+            assert w[1].tobytes() == b.template.tobytes()
+            assert r.tobytes() == b.rr.tobytes()

@@ -303,10 +303,11 @@ class WidthLabels:
     synthetic beats."""
 
     def submit(self, owner, inputs, *, now=False):
-        from detect.beat_features import WINDOW_BEFORE
+        from detect.beat_features import WINDOW_BEFORE, finished
         from detect.wide_complex import qrs_width_ms
+        # The pipeline submits pending beats; a model featurizes them (as BeatClassifier).
         return [(i.index, "V" if qrs_width_ms(i.window[WINDOW_BEFORE - 37:WINDOW_BEFORE + 38],
-                                              37, FS) >= 80 else "N") for i in inputs]
+                                              37, FS) >= 80 else "N") for i in finished(inputs)]
 
 
 def labelled_alarms(x):
