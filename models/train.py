@@ -339,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
         "training_commit": commit, "seconds": round(time.time() - t_start, 1),
     }
     (out / "train_report.json").write_text(json.dumps(report, indent=2))
+    # The chosen configuration's out-of-fold logits, for analyses on DS1 alone
+    # (bench/af_veto_oof.py), in the beat order of load_beats(DS1).
+    np.save(out / "oof_logits.npy", oofs[chosen.name])
     (out / "train_report.md").write_text(render_markdown(report))
     print(render_markdown(report))
 
