@@ -39,6 +39,18 @@ training and in the service, so there is one definition of its input:
   ectopy outnumbering sinus beats in sinus bradycardia): every interval is
   then short, pre-RR over the local mean is near 1 and the beat no longer
   looks premature. The longer intervals still mark the sinus cycle.
+* **irregular share**: of the last ``SHARE_BEATS`` intervals, the share
+  that differs by more than ``SHARE_STEP`` of their mean from the interval 1,
+  2 and 3 beats before, the smallest of the three. Atrial fibrillation is
+  *irregularly* irregular: its intervals differ at every lag, so its early
+  beats are normal beats, not premature ones. Bigeminy and trigeminy are
+  *regularly* irregular: the share is small at lag 2 or 3, and an isolated
+  ectopic beat leaves it small at every lag. (The ten-interval
+  ``irregularity`` above cannot tell these apart.) Lag comparisons of this
+  kind are the basis of RR-only AF detectors such as Tateno & Glass (Med.
+  Biol. Eng. Comput. 39, 2001) and Sarkar, Ritscher & Mehra (IEEE TBME
+  55(3), 2008). It is kept as one bit per interval and lag in an integer,
+  so it costs a few operations per beat and no array.
 
 A beat is emitted once its window is complete and the next beat is known
 (or ``MAX_POST_S`` passed without one: post-RR then counts as that long).
@@ -66,6 +78,9 @@ LOCAL_BEATS = 10
 LONG_BEATS = 300
 UPPER_BEATS = 32
 UPPER_RANK = 4               # the 4th longest of 32: the 90th percentile
+SHARE_BEATS = 32             # intervals the irregular share looks back over
+SHARE_STEP = 0.1             # an interval "differs" by more than 10 % of the pair's mean
+SHARE_LAGS = (1, 2, 3)
 TEMPLATE_ADMIT = 0.8         # pre-RR / upper RR from which a beat joins the template
 AMP_BEATS = 16
 MAX_POST_S = 2.0
@@ -73,7 +88,7 @@ HISTORY = 5 * FS             # samples kept for beats the detector reports late
 CAPACITY = 3 * FS            # signal array allocated: more than the horizon usually needs
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr",
                "pre_local", "post_local", "pre_long", "local_long", "irregularity",
-               "upper_rr", "pre_upper")
+               "upper_rr", "pre_upper", "irregular_share")
 _DEFAULT_RR = 0.8            # s, until the stream has told us better
 _DEFAULT_IRREGULARITY = 0.05  # until there are three intervals to compare
 _MIN_IRREGULARITY = 0.01     # the model takes logarithms: keep away from 0
@@ -347,6 +362,9 @@ class BeatFeaturizer:
         self._upper_rrs: deque[float] = deque(maxlen=UPPER_BEATS)
         self._long: float | None = None
         self._n_rr = 0
+        # Per lag, one bit per recent interval: did it differ from the one `lag` before?
+        self._lag_rrs: list[float] = []          # the last max(SHARE_LAGS) intervals
+        self._differs = [0] * len(SHARE_LAGS)
         self._amps: deque[float] = deque(maxlen=AMP_BEATS)
         # Ring buffer of the last TEMPLATE_BEATS windows admitted, one row per beat.
         self._recent = np.zeros((TEMPLATE_BEATS, WINDOW), np.float32)
@@ -417,13 +435,15 @@ class BeatFeaturizer:
         pre_v = pre if pre is not None else local
         irregularity = self._irregularity(local)
         upper = self._upper(local)
+        share = self._irregular_share()
         # Only beats that were not premature join the template, so it stays
         # the patient's sinus beat even where ectopic beats are the majority.
         admit = (pre is None or len(self._upper_rrs) < UPPER_RANK
                  or pre >= TEMPLATE_ADMIT * upper)
         rr = (pre_v, post, local, long, pre_v / local, post / local,
-              pre_v / long, local / long, irregularity, upper, pre_v / upper)
+              pre_v / long, local / long, irregularity, upper, pre_v / upper, share)
         if pre is not None:
+            self._note_lags(pre)
             rrs.append(pre)
             self._upper_rrs.append(pre)
             # Running mean over the first LONG_BEATS intervals, then exponential.
@@ -455,6 +475,29 @@ class BeatFeaturizer:
             return local
         # Plain Python: sorting 32 floats costs less than numpy's call overhead.
         return sorted(recent)[-UPPER_RANK]
+
+    def _note_lags(self, rr: float) -> None:
+        """Record, per lag, whether ``rr`` differs from the interval ``lag`` before."""
+        recent = self._lag_rrs
+        mask = (1 << SHARE_BEATS) - 1
+        for j, lag in enumerate(SHARE_LAGS):
+            if len(recent) >= lag:
+                prev = recent[-lag]
+                bit = abs(rr - prev) > SHARE_STEP * 0.5 * (rr + prev)
+                self._differs[j] = ((self._differs[j] << 1) | bit) & mask
+        recent.append(rr)
+        if len(recent) > SHARE_LAGS[-1]:
+            del recent[0]
+
+    def _irregular_share(self) -> float:
+        """The smallest over lags of the share of recent intervals that differ,
+        smoothed towards 1/2 while there are few ((k + 1/2) / (n + 1))."""
+        seen = self._n_rr
+        best = 1.0
+        for j, lag in enumerate(SHARE_LAGS):
+            n = min(max(seen - lag, 0), SHARE_BEATS)
+            best = min(best, (self._differs[j].bit_count() + 0.5) / (n + 1))
+        return best
 
     def _irregularity(self, local: float) -> float:
         """Median absolute successive difference of the recent RR intervals over their mean."""

@@ -420,15 +420,24 @@ class DevicePipeline:
                 self._to_label.append((beat, label))
 
     def _release(self, final: bool) -> tuple[Beat, ...]:
-        """Labelled beats whose quality window is known, in order; Q in bad signal.
+        """Labelled beats whose quality window is known, in order; Q in bad signal,
+        N for S in atrial fibrillation already decided at that beat.
 
-        Waiting for the window makes the labels independent of chunking.
+        Waiting for the window makes the labels independent of chunking; so does
+        the AF state, which the AF tracker (fed up to the same window) gives per beat.
         """
         covered = self._windows[-1].end if self._windows else 0
         out = []
         while self._to_label and (self._to_label[0][0].index < covered or final):
             beat, label = self._to_label.popleft()
-            out.append(replace(beat, label=label if usable_at(self._windows, beat.index) else "Q"))
+            if not usable_at(self._windows, beat.index):
+                label = "Q"
+            elif label == "S" and self._af.af_at(beat.index):
+                # In atrial fibrillation there is no sinus rhythm for a beat to be
+                # premature to: MIT-BIH (and EC57) label its beats N, and the
+                # model's S labels there are its commonest false ones.
+                label = "N"
+            out.append(replace(beat, label=label))
         return tuple(out)
 
     def _rhythms(self, labelled: tuple[Beat, ...]) -> tuple[AlarmTransition, ...]:

@@ -46,6 +46,10 @@ class AfTracker:
         self._windows: list[QualityWindow] = []
         self._covered = 0                          # end of the last judged window
         self._active = False
+        # (beat index, AF on after it) at each change not yet asked about by af_at:
+        # the AF state as it was known at every beat, whatever the chunking.
+        self._changes: list[tuple[int, bool]] = []
+        self._state_before = False                 # the state before _changes[0]
         self._af_samples = 0.0                     # AF time in detectors already closed
         self._seen_samples = 0                     # analysed time in those detectors
         self.frontier = 0
@@ -67,9 +71,11 @@ class AfTracker:
                 out += self._feed(beat)
             else:
                 out += self._close(beat.index)
+            self._note(beat.index)
             self.frontier = max(self.frontier, beat.index)
         if final:
             out += self._close(self.frontier)
+            self._note(self.frontier)
         self.frontier = max(self.frontier, min(self._covered, self._pending[0].index)
                             if self._pending else self._covered)
         return out
@@ -78,8 +84,23 @@ class AfTracker:
         """Samples stopped: held beats are dropped with the evidence they belonged to."""
         self._pending.clear()
         out = self._close(index)
+        self._note(index)
         self.frontier = max(self.frontier, index)
         return out
+
+    def af_at(self, index: int) -> bool:
+        """Whether AF had been decided at the beat at ``index`` (as known then, from
+        beats up to it). Ask in index order, at or below ``frontier``: the record of
+        changes before the asked index is dropped."""
+        changes = self._changes
+        while changes and changes[0][0] <= index:
+            self._state_before = changes.pop(0)[1]
+        return self._state_before
+
+    def _note(self, index: int) -> None:
+        last = self._changes[-1][1] if self._changes else self._state_before
+        if self._active != last:
+            self._changes.append((index, self._active))
 
     def reconfigure(self, config: AfConfig) -> None:
         """New AF settings, used from the next detector on (after a gap or unusable

@@ -30,7 +30,7 @@ from ecgwatch.evaluation.records import read_signal
 
 from .aami import DS1, DS2, class_indices
 
-CACHE_VERSION = 5
+CACHE_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,3 +231,32 @@ def test_featurizing_many_featurizers_at_once_gives_each_beat_its_own_bits():
             assert w[0].tobytes() == b.window.tobytes()
             assert w[1].tobytes() == b.template.tobytes()
             assert r.tobytes() == b.rr.tobytes()
+
+
+def _share_after(rrs, seed=0):
+    """The irregular share of the last beat after a train of the given intervals."""
+    r = 0.6 + np.cumsum(rrs)
+    x = beat_train(r, FS, float(r[-1]) + 1.5, noise=0.01, seed=seed)
+    out = _whole(x, np.round(r * FS).astype(int))
+    return float(out[-1].rr[RR_FEATURES.index("irregular_share")])
+
+
+def test_irregular_share_is_high_in_fibrillation_and_low_in_regular_patterns():
+    rng = np.random.default_rng(3)
+    af = _share_after(rng.uniform(0.45, 1.15, 60))
+    sinus = _share_after(np.full(60, 0.8))
+    bigeminy = _share_after(np.tile([0.55, 1.05], 30))
+    trigeminy = _share_after(np.tile([0.8, 0.55, 1.05], 20))
+    isolated = _share_after(np.tile([0.8] * 9 + [0.55, 1.05], 6))
+    assert af > 0.6
+    # Regularly irregular rhythms repeat at lag 2 or 3, so their share stays small.
+    assert max(sinus, bigeminy, trigeminy) < 0.05
+    assert isolated < 0.35 < af
+
+
+def test_irregular_share_counts_only_the_last_intervals():
+    rng = np.random.default_rng(4)
+    # Fibrillation that has ended: after SHARE_BEATS regular intervals it is forgotten.
+    from detect.beat_features import SHARE_BEATS
+    after = _share_after(np.r_[rng.uniform(0.45, 1.15, 40), np.full(SHARE_BEATS + 4, 0.8)])
+    assert after < 0.05

@@ -86,15 +86,9 @@ def test_batch_of_one_equals_its_row(session: ort.InferenceSession) -> None:
 
 def test_onnx_matches_pytorch(session: ort.InferenceSession) -> None:
     torch = pytest.importorskip("torch")
-    from models.net import BeatNet
+    from models.net import from_state
     state = torch.load(MODELS / "beat_classifier.pt", map_location="cpu", weights_only=True)
-    width = state["conv.0.weight"].shape[0]
-    hidden = state["wave.1.weight"].shape[0]
-    template = state["conv.0.weight"].shape[1] == 3     # beat, template, difference
-    columns = tuple(state["rr_columns"].tolist())
-    s_from_rr = bool((state["head_mask"][1, :hidden] == 0).all())
-    net = BeatNet(width, hidden, template, columns, s_from_rr).eval()
-    net.load_state_dict(state)
+    net = from_state(state)
     window, rr = fixed_inputs()
     with torch.no_grad():
         ref = net(torch.from_numpy(window), torch.from_numpy(rr)).numpy()

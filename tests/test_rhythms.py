@@ -368,3 +368,42 @@ def test_qrs_width_is_the_array_definitions_to_the_sample():
         x = x.astype(np.float32) if k % 2 else x
         assert qrs_width_ms(x, n // 2, FS) == reference(x, n // 2, FS), k
     assert qrs_width_ms(np.zeros(77), 38, FS) == reference(np.zeros(77), 38, FS)
+
+
+class AllS:
+    """Labels every beat S, so what the pipeline does to S labels shows."""
+
+    def submit(self, owner, inputs, *, now=False):
+        from detect.beat_features import finished
+        return [(i.index, "S") for i in finished(inputs)]
+
+
+def s_labels_through_af(chunk_s: float):
+    x, onset, offset = episode()
+    p = DevicePipeline("dev-s", DetectorConfig(), AllS())
+    out = [p.push(c) for c in chunks_of(x, FS, chunk_s, "dev-s")] + [p.flush()]
+    beats = [b for r in out for b in r.classified]
+    raised = [t.at for r in out for t in r.transitions
+              if t.condition is AF and t.action is Action.RAISED]
+    cleared = [t.at for r in out for t in r.transitions
+               if t.condition is AF and t.action is Action.CLEARED]
+    return beats, raised, cleared
+
+
+def test_s_labels_become_n_once_af_is_decided_and_not_outside_it():
+    beats, raised, cleared = s_labels_through_af(1.0)
+    assert len(raised) == 1 and len(cleared) == 1
+    on, off = raised[0], cleared[0]
+    before = [b.label for b in beats if b.time < on - 0.01]
+    during = [b.label for b in beats if on + 0.01 < b.time < off - 0.01]
+    after = [b.label for b in beats if b.time > off + 0.01]
+    assert before and set(before) == {"S"}      # not yet known to be AF: left alone
+    assert during and set(during) == {"N"}
+    assert after and set(after) == {"S"}
+
+
+@pytest.mark.parametrize("chunk_s", [0.37, 2.5])
+def test_the_af_veto_does_not_depend_on_chunking(chunk_s):
+    ref, _, _ = s_labels_through_af(1.0)
+    got, _, _ = s_labels_through_af(chunk_s)
+    assert [(b.index, b.label) for b in got] == [(b.index, b.label) for b in ref]
