@@ -18,7 +18,6 @@ device time and alarm ids stay the same whatever the chunking.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -155,8 +154,9 @@ class DevicePipeline:
         # rest of the chain in resume (detect/batch.py).
         self.signals = signals
         self._unlabelled: dict[int, Beat] = {}
-        self._to_label: deque[tuple[Beat, str]] = deque()   # classified, awaiting quality
-        self._windows: deque[QualityWindow] = deque(maxlen=16)
+        # Short queues as lists (trimmed by hand): a deque costs 760 bytes however short.
+        self._to_label: list[tuple[Beat, str]] = []   # classified, awaiting quality
+        self._windows: list[QualityWindow] = []       # the last 16 judged
         self.fs = self.config.fs
         self._origin: float | None = None
         self._seg: _Segment | None = None
@@ -318,7 +318,9 @@ class DevicePipeline:
         wct = self._wct.push(np.zeros(0) if clean is None else clean, beats, windows, final,
                              horizon)
         transitions += self._wct_alarms.push(wct, self._wct.frontier)
-        self._windows.extend(windows)
+        if windows:
+            self._windows.extend(windows)
+            del self._windows[:-16]
         labelled = self._classify(beats, inputs, final)
         transitions += self._rhythms(labelled)
         return PipelineResult(tuple(beats), self._suppress(transitions), tuple(windows), labelled)
@@ -415,11 +417,14 @@ class DevicePipeline:
         Waiting for the window makes the labels independent of chunking.
         """
         covered = self._windows[-1].end if self._windows else 0
-        out = []
-        while self._to_label and (self._to_label[0][0].index < covered or final):
-            beat, label = self._to_label.popleft()
-            out.append(replace(beat, label=label if usable_at(self._windows, beat.index) else "Q"))
-        return tuple(out)
+        queue = self._to_label
+        k = len(queue) if final else 0
+        while k < len(queue) and queue[k][0].index < covered:
+            k += 1
+        out = tuple(replace(beat, label=label if usable_at(self._windows, beat.index) else "Q")
+                    for beat, label in queue[:k])
+        del queue[:k]
+        return out
 
     def _rhythms(self, labelled: tuple[Beat, ...]) -> tuple[AlarmTransition, ...]:
         if not labelled:

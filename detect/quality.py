@@ -80,7 +80,6 @@ can lose a window of rate analysis.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Reversible, Sequence
 from dataclasses import dataclass, fields
 
@@ -308,7 +307,8 @@ class SignalQuality:
         self._has_previous = False
         self._fill = 0
         self._start = int(start)          # stream index of the window being filled
-        self._reference: deque[float] = deque(maxlen=self.limits.reference_windows)
+        # The last reference_windows GOOD rms values; a list, as a deque costs 760 bytes.
+        self._reference: list[float] = []
         self.last: QualityWindow | None = None
 
     @property
@@ -411,6 +411,7 @@ class SignalQuality:
             quality, score = a.quality, a.score
             if a.quality is Quality.GOOD and a.reason == "sqi" and n == self.window:
                 self._reference.append(a.clean_rms)
+                del self._reference[:-self.limits.reference_windows]
             self._has_previous = n == self.window
             if self._has_previous:
                 self._spans[:self.window] = clean

@@ -32,7 +32,6 @@ signal end a run and never start one.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -101,8 +100,9 @@ class WideComplexTracker:
         self._half = int(round(HALF_S * self.fs))
         self._keep = int(round(KEEP_S * self.fs))
         self._fast = FAST_RR_S * self.fs
-        self._baseline: deque[float] = deque(maxlen=BASELINE_BEATS)
-        self._windows: deque[QualityWindow] = deque(maxlen=16)
+        # Short queues as lists trimmed by hand: a deque costs 760 bytes however short.
+        self._baseline: list[float] = []          # the last BASELINE_BEATS widths
+        self._windows: list[QualityWindow] = []   # the last 16 judged
         self._covered = 0
         self._run: list[Beat] = []
         self._active = False
@@ -120,7 +120,7 @@ class WideComplexTracker:
         out = self._end(self.frontier) if self._active else []
         self._n = 0
         self._buf_start = start
-        self._pending: deque[Beat] = deque()
+        self._pending: list[Beat] = []
         self._prev: int | None = None
         self._run = []
         self.frontier = max(self.frontier, start)
@@ -134,18 +134,20 @@ class WideComplexTracker:
         self._n = n = n + m
         end = self._buf_start + n
         self._pending.extend(beats)
-        self._windows.extend(windows)
         if windows:
+            self._windows.extend(windows)
+            del self._windows[:-16]
             self._covered = max(self._covered, windows[-1].end)
         out: list[Observation] = []
-        while self._pending:
-            b = self._pending[0]
+        done = 0
+        for b in self._pending:
             ready = (b.index < self._covered and b.index + self._half < end) or final
             if not ready:
                 break
-            self._pending.popleft()
+            done += 1
             out += self._on_beat(b)
             self.frontier = max(self.frontier, b.index)
+        del self._pending[:done]
         if final and self._active:
             out += self._end(self.frontier)
         # Keep what pending beats and beats reported later may still need: those
@@ -176,6 +178,7 @@ class WideComplexTracker:
         wide = width is not None and width >= WIDE_MS and width >= RATIO * self._usual()
         if width is not None and rr is not None and rr >= 0.6 * self.fs:
             self._baseline.append(width)
+            del self._baseline[:-BASELINE_BEATS]
         if wide and rr is not None and rr < self._fast:
             self._run.append(b)
             if not self._active and len(self._run) >= RUN_BEATS:
