@@ -23,3 +23,58 @@ def append(buf: np.ndarray, n: int, block: FloatArray) -> np.ndarray:
         buf = grown
     buf[n:n + m] = block
     return buf
+
+
+class History:
+    """Recent samples of one contiguous signal, read by one or more stages.
+
+    A pipeline segment's VF detector and quality judge both look back over the
+    cleaned signal (VF up to a 4 s window, quality the previous 2 s window and
+    the one being filled); one history holds it once for both. Each reader
+    puts every block it is given (a block already held is not written again:
+    the second reader's put is free) and says from which stream index it still
+    needs samples; everything before the earliest need is dropped, moved in
+    place in one preallocated array (grown by :func:`append` if a long block
+    does not fit).
+    """
+
+    __slots__ = ("data", "start", "n", "_need")
+
+    def __init__(self, start: int, capacity: int, readers: int = 1) -> None:
+        self.data = np.empty(capacity)
+        self.start = int(start)          # stream index of data[0]
+        self.n = 0                       # samples held
+        self._need = [self.start] * readers
+
+    @property
+    def end(self) -> int:
+        """Stream index just after the last sample held."""
+        return self.start + self.n
+
+    def put(self, index: int, block: FloatArray) -> None:
+        """``block`` continues the signal at stream index ``index``; the part already held is
+        skipped (it is the same signal, put by another reader)."""
+        skip = self.end - index
+        if skip < 0:
+            raise ValueError(f"A block at stream index {index} leaves a hole after "
+                             f"{self.end} in the history.")
+        if skip < len(block):
+            self.data = append(self.data, self.n, block[skip:])
+            self.n += len(block) - skip
+
+    def view(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``lo`` to ``hi`` (stream indices), a view valid until the next put or need."""
+        if lo < self.start or hi > self.end or lo > hi:
+            raise ValueError(f"Samples {lo}..{hi} are not all held (history holds "
+                             f"{self.start}..{self.end}).")
+        return self.data[lo - self.start:hi - self.start]
+
+    def need(self, reader: int, index: int) -> None:
+        """Reader ``reader`` needs nothing before stream index ``index`` any more."""
+        self._need[reader] = index
+        cut = min(min(self._need) - self.start, self.n)
+        if cut > 0:
+            n = self.n - cut
+            self.data[:n] = self.data[cut:self.n]
+            self.n = n
+            self.start += cut

@@ -26,6 +26,7 @@ import numpy as np
 from . import DETECTOR_VERSION
 from .alarms import AlarmManager
 from .batch import Filtered, SignalBatcher
+from .buffers import History
 from .beat_features import WINDOW_AFTER, BeatFeaturizer, BeatInput
 from .classify import BeatBatcher, BeatClassifier
 from .conditions import ConditionTracker, Observation
@@ -79,11 +80,16 @@ class _Segment:
         self.resampler = Resampler(fs_in, fs)
         self.cleaner = CleaningFilter(fs, config.bandpass_hz, config.mains_hz, config.notch_q)
         self.detector = RPeakDetector(fs)
-        self.quality = SignalQuality(config, start=offset)
+        # VF and quality look back over the same cleaned signal (VF a 4 s window,
+        # quality the last 2 s window and the one being filled): one history holds
+        # it for both, sized for VF's need (a window and a hop), as VF alone did.
+        vf_window, hop = VfDetector.window_and_hop(fs)
+        clean = History(offset, vf_window + hop, readers=2)
+        self.quality = SignalQuality(config, start=offset, history=clean, reader=1)
         # Model inputs only when there is a model to feed.
         self.features = BeatFeaturizer(start=offset) if features else None
         # VF is read from the waveform itself: QRS detection fails there.
-        self.vf = VfDetector(fs, start=offset)
+        self.vf = VfDetector(fs, start=offset, history=clean, reader=0)
         self.vf_events: list[VfEvent] = []
         self.clean = np.zeros(0)              # the cleaned signal of the last push
         self.usable = True                    # quality of the last window
