@@ -35,16 +35,26 @@ class History:
     the second reader's put is free) and says from which stream index it still
     needs samples; everything before the earliest need is dropped, moved in
     place in one preallocated array (grown by :func:`append` if a long block
-    does not fit).
+    does not fit, shrunk back to ``capacity`` once half of that holds it all).
     """
 
-    __slots__ = ("data", "start", "n", "_need")
+    __slots__ = ("data", "start", "n", "_need", "_capacity")
 
-    def __init__(self, start: int, capacity: int, readers: int = 1) -> None:
+    def __init__(self, start: int, capacity: int) -> None:
+        self._capacity = capacity
         self.data = np.empty(capacity)
         self.start = int(start)          # stream index of data[0]
         self.n = 0                       # samples held
-        self._need = [self.start] * readers
+        self._need: list[int] = []       # per reader: nothing before this is needed
+
+    def join(self, start: int) -> int:
+        """A new reader, whose signal begins at stream index ``start`` (where the
+        history ends: it has read nothing yet); returns its number for :meth:`need`."""
+        if start != self.end:
+            raise ValueError(f"A reader starting at stream index {start} cannot join a "
+                             f"history that ends at {self.end}.")
+        self._need.append(start)
+        return len(self._need) - 1
 
     @property
     def end(self) -> int:
@@ -78,3 +88,5 @@ class History:
             self.data[:n] = self.data[cut:self.n]
             self.n = n
             self.start += cut
+        if self.data.size > self._capacity and 2 * self.n <= self._capacity:
+            self.data = self.data[:self._capacity].copy()

@@ -84,12 +84,14 @@ class _Segment:
         # quality the last 2 s window and the one being filled): one history holds
         # it for both, sized for VF's need (a window and a hop), as VF alone did.
         vf_window, hop = VfDetector.window_and_hop(fs)
-        clean = History(offset, vf_window + hop, readers=2)
-        self.quality = SignalQuality(config, start=offset, history=clean, reader=1)
+        # The pipeline's wide-complex tracker reads it too (restarted on it as the
+        # segment opens).
+        self.history = clean = History(offset, vf_window + hop)
+        self.quality = SignalQuality(config, start=offset, history=clean)
         # Model inputs only when there is a model to feed.
         self.features = BeatFeaturizer(start=offset) if features else None
         # VF is read from the waveform itself: QRS detection fails there.
-        self.vf = VfDetector(fs, start=offset, history=clean, reader=0)
+        self.vf = VfDetector(fs, start=offset, history=clean)
         self.vf_events: list[VfEvent] = []
         self.clean = np.zeros(0)              # the cleaned signal of the last push
         self.usable = True                    # quality of the last window
@@ -280,6 +282,7 @@ class DevicePipeline:
             # Resampled sample 0 lies ``delay`` before the first input sample.
             self._origin = chunk.t0 - delay
             self._seg = _Segment(chunk.fs, 0, self.config, self.classifier is not None)
+            self._wct.restart(0, self._seg.history)      # nothing to end: nothing began
             return PipelineResult()
         # Later segments sit on the same grid; a clock that stepped backwards
         # must not reuse indices, so the grid only moves forward.
@@ -288,7 +291,7 @@ class DevicePipeline:
         out = list(self._alarms.push(self._tracker.gap(offset), offset))
         out += self._ectopy_alarms.push(self._ectopy.gap(offset), offset)
         out += self._af_alarms.push(self._af.gap(offset), offset)
-        out += self._wct_alarms.push(self._wct.restart(offset), offset)
+        out += self._wct_alarms.push(self._wct.restart(offset, self._seg.history), offset)
         if self._resume_gap is not None:
             start, _, detail = self._resume_gap
             # Samples flow again: the gap alarm may clear after clear_after_s.

@@ -294,7 +294,7 @@ class SignalQuality:
     """
 
     def __init__(self, config: DetectorConfig, limits: QualityLimits | None = None,
-                 *, start: int = 0, history: History | None = None, reader: int = 0) -> None:
+                 *, start: int = 0, history: History | None = None) -> None:
         self.config = config
         self.limits = limits or DEFAULT_LIMITS
         self.fs = float(config.fs)
@@ -311,11 +311,8 @@ class SignalQuality:
         self._own_history = history is None
         if history is None:
             history = History(self._start, 2 * self.window)
-        elif history.end != self._start:
-            raise ValueError(f"Quality starts at stream index {self._start}; the shared "
-                             f"history ends at {history.end}.")
         self._hist = history
-        self._reader = reader
+        self._reader = history.join(self._start)
         # The last reference_windows GOOD rms values; a list, as a deque costs 760 bytes.
         self._reference: list[float] = []
         self.last: QualityWindow | None = None
@@ -412,6 +409,7 @@ class SignalQuality:
             self._start = int(index)
         if self._own_history:
             self._hist = History(self._start, 2 * self.window)
+            self._reader = self._hist.join(self._start)
         self._reference.clear()
         self._previous = None
         self.last = None

@@ -170,8 +170,7 @@ class VfDetector:
     """
 
     def __init__(self, fs: float = 250, config: VfConfig | None = None, *,
-                 start: int = 0, history: buffers.History | None = None,
-                 reader: int = 0) -> None:
+                 start: int = 0, history: buffers.History | None = None) -> None:
         self.fs = float(fs)
         self.config = config or VfConfig()
         c = self.config
@@ -180,14 +179,11 @@ class VfDetector:
         self._start = int(start)
         # The last < window + hop samples, in a preallocated array (no concatenate per
         # chunk); ``history``, when given, is shared with other readers of the same
-        # signal from ``start`` on (a pipeline segment's quality judge), as ``reader``.
+        # signal from ``start`` on (a pipeline segment's quality judge).
         if history is None:
             history = buffers.History(self._start, self.window + self.hop)
-        elif history.end != self._start:
-            raise ValueError(f"VF starts at stream index {self._start}; the shared "
-                             f"history ends at {history.end}.")
         self._hist = history
-        self._reader = reader
+        self._reader = history.join(self._start)
         self._pos = self._start           # stream index just after the last sample pushed
         self._next_end = self._start + self.window   # stream index where the next window ends
         self._run = 0                     # consecutive VF-like windows

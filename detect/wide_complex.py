@@ -110,19 +110,31 @@ class WideComplexTracker:
         self._run: list[Beat] = []
         self._active = False
         self.frontier = 0
-        # Cleaned signal from stream index _buf_start, _n samples, in a preallocated
-        # array moved in place (no concatenate per chunk). With the detector's
-        # horizon it holds about a second: sized for that, grown when a push needs
-        # more (learning, long search-back) and shrunk back once it no longer does.
+        # Cleaned signal from stream index _from to _pos in a history (one
+        # preallocated array moved in place, no concatenate per chunk). With the
+        # detector's horizon it holds about a second: sized for that, grown when a
+        # push needs more (learning, long search-back) and shrunk back once it no
+        # longer does. A pipeline shares its segment's history (VF and quality
+        # read the same signal), see :meth:`restart`.
         self._capacity = int(round(CAPACITY_S * self.fs))
-        self._data = np.empty(self._capacity)
         self.restart(0)
 
-    def restart(self, start: int) -> list[Observation]:
-        """A new segment begins at stream index ``start`` (after a gap): no run spans it."""
+    @property
+    def _n(self) -> int:
+        """Samples of look-back this tracker holds on to."""
+        return self._pos - self._from
+
+    def restart(self, start: int,
+                history: buffers.History | None = None) -> list[Observation]:
+        """A new segment begins at stream index ``start`` (after a gap): no run spans it.
+
+        ``history``, when given, holds the segment's cleaned signal from ``start``
+        for other readers too (a pipeline segment's VF and quality)."""
         out = self._end(self.frontier) if self._active else []
-        self._n = 0
-        self._buf_start = start
+        if history is None:
+            history = buffers.History(start, self._capacity)
+        self._hist, self._reader = history, history.join(start)
+        self._pos = self._from = start
         self._pending: list[Beat] = []
         self._prev: int | None = None
         self._run = []
@@ -132,10 +144,8 @@ class WideComplexTracker:
     def push(self, clean: FloatArray, beats: Sequence[Beat], windows: Sequence[QualityWindow],
              final: bool = False, horizon: int | None = None) -> list[Observation]:
         clean = np.asarray(clean, dtype=np.float64)
-        n, m = self._n, clean.size
-        self._data = buffers.append(self._data, n, clean)
-        self._n = n = n + m
-        end = self._buf_start + n
+        self._hist.put(self._pos, clean)
+        self._pos = end = self._pos + clean.size
         self._pending.extend(beats)
         if windows:
             self._windows.extend(windows)
@@ -160,13 +170,9 @@ class WideComplexTracker:
         late = end - self._keep if horizon is None else max(end - self._keep,
                                                              horizon - self._half)
         cut = min([late] + [b.index - self._half for b in self._pending])
-        if cut > self._buf_start:
-            k = min(cut - self._buf_start, self._n)
-            self._data[:self._n - k] = self._data[k:self._n]
-            self._n -= k
-            self._buf_start = cut
-        if self._data.size > self._capacity and 2 * self._n <= self._capacity:
-            self._data = self._data[:self._capacity].copy()
+        if cut > self._from:
+            self._from = min(cut, end)
+            self._hist.need(self._reader, self._from)
         return out
 
     # -------------------------------------------------------------- internals
@@ -198,10 +204,10 @@ class WideComplexTracker:
         return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
 
     def _width(self, index: int) -> float | None:
-        a = index - self._half - self._buf_start
-        if a < 0 or a + 2 * self._half + 1 > self._n:
+        a = index - self._half
+        if a < self._from or a + 2 * self._half + 1 > self._pos:
             return None
-        return qrs_width_ms(self._data[a:a + 2 * self._half + 1], self._half, self.fs)
+        return qrs_width_ms(self._hist.view(a, a + 2 * self._half + 1), self._half, self.fs)
 
     def _start(self, b: Beat) -> Observation:
         self._active = True
