@@ -1,8 +1,10 @@
 """Look-back buffers that stages append each chunk to and trim from the front.
 
-VF, the beat featurizer and the wide-complex tracker each keep recent cleaned
-signal in one preallocated array (filled to ``n``) instead of concatenating
-per chunk, which cost a copy of the whole look-back every time.
+Recent cleaned signal is kept in preallocated arrays (filled to ``n``)
+instead of concatenating per chunk, which cost a copy of the whole look-back
+every time: the beat featurizer's own (:func:`append`), and one
+:class:`History` per pipeline segment that VF, quality and the wide-complex
+tracker all read.
 """
 
 from __future__ import annotations
