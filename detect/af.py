@@ -305,6 +305,15 @@ class _Intervals:
 class AfDetector:
     """``push(beat indices[, labels]) -> [AfEvent]``; beats ascending, each once."""
 
+    # Slots: with over 30 attributes the instance dict stops sharing its keys
+    # (a plain dict of about 1.6 KB, one per device).
+    __slots__ = ("_af", "_alpha", "_boundary", "_closed_af", "_dk", "_dk_at", "_dk_n", "_ending",
+                 "_eps", "_first", "_history", "_hold", "_intervals", "_irr", "_lag", "_last_end",
+                 "_last_placed_end", "_level", "_low_at", "_low_since", "_m_ema", "_max_rr",
+                 "_merge", "_min_dur", "_min_rr", "_onset", "_pending", "_placed", "_prev",
+                 "_prev_label", "_raw", "_recent", "_ref", "_ref_rr", "_reported", "_rr_ema",
+                 "config", "fs")
+
     def __init__(self, fs: float, config: AfConfig | None = None) -> None:
         if not isinstance(fs, (int, float)) or not fs > 0:
             raise ConfigError(f"AF detector sampling rate fs={fs!r} must be a positive number.")

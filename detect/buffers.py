@@ -1,8 +1,10 @@
 """Look-back buffers that stages append each chunk to and trim from the front.
 
-VF, the beat featurizer and the wide-complex tracker each keep recent cleaned
-signal in one preallocated array (filled to ``n``) instead of concatenating
-per chunk, which cost a copy of the whole look-back every time.
+Recent cleaned signal is kept in preallocated arrays (filled to ``n``)
+instead of concatenating per chunk, which cost a copy of the whole look-back
+every time: the beat featurizer's own (:func:`append`), and one
+:class:`History` per pipeline segment that VF, quality and the wide-complex
+tracker all read.
 """
 
 from __future__ import annotations
@@ -23,3 +25,70 @@ def append(buf: np.ndarray, n: int, block: FloatArray) -> np.ndarray:
         buf = grown
     buf[n:n + m] = block
     return buf
+
+
+class History:
+    """Recent samples of one contiguous signal, read by one or more stages.
+
+    A pipeline segment's VF detector and quality judge both look back over the
+    cleaned signal (VF up to a 4 s window, quality the previous 2 s window and
+    the one being filled); one history holds it once for both. Each reader
+    puts every block it is given (a block already held is not written again:
+    the second reader's put is free) and says from which stream index it still
+    needs samples; everything before the earliest need is dropped, moved in
+    place in one preallocated array (grown by :func:`append` if a long block
+    does not fit, shrunk back to ``capacity`` once half of that holds it all).
+    """
+
+    __slots__ = ("data", "start", "n", "_need", "_capacity")
+
+    def __init__(self, start: int, capacity: int) -> None:
+        self._capacity = capacity
+        self.data = np.empty(capacity)
+        self.start = int(start)          # stream index of data[0]
+        self.n = 0                       # samples held
+        self._need: list[int] = []       # per reader: nothing before this is needed
+
+    def join(self, start: int) -> int:
+        """A new reader, whose signal begins at stream index ``start`` (where the
+        history ends: it has read nothing yet); returns its number for :meth:`need`."""
+        if start != self.end:
+            raise ValueError(f"A reader starting at stream index {start} cannot join a "
+                             f"history that ends at {self.end}.")
+        self._need.append(start)
+        return len(self._need) - 1
+
+    @property
+    def end(self) -> int:
+        """Stream index just after the last sample held."""
+        return self.start + self.n
+
+    def put(self, index: int, block: FloatArray) -> None:
+        """``block`` continues the signal at stream index ``index``; the part already held is
+        skipped (it is the same signal, put by another reader)."""
+        skip = self.end - index
+        if skip < 0:
+            raise ValueError(f"A block at stream index {index} leaves a hole after "
+                             f"{self.end} in the history.")
+        if skip < len(block):
+            self.data = append(self.data, self.n, block[skip:])
+            self.n += len(block) - skip
+
+    def view(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``lo`` to ``hi`` (stream indices), a view valid until the next put or need."""
+        if lo < self.start or hi > self.end or lo > hi:
+            raise ValueError(f"Samples {lo}..{hi} are not all held (history holds "
+                             f"{self.start}..{self.end}).")
+        return self.data[lo - self.start:hi - self.start]
+
+    def need(self, reader: int, index: int) -> None:
+        """Reader ``reader`` needs nothing before stream index ``index`` any more."""
+        self._need[reader] = index
+        cut = min(min(self._need) - self.start, self.n)
+        if cut > 0:
+            n = self.n - cut
+            self.data[:n] = self.data[cut:self.n]
+            self.n = n
+            self.start += cut
+        if self.data.size > self._capacity and 2 * self.n <= self._capacity:
+            self.data = self.data[:self._capacity].copy()

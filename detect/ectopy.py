@@ -24,7 +24,7 @@ the last hour feed the device state.
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from collections.abc import Callable, Sequence
 
 from .conditions import Observation
@@ -35,6 +35,7 @@ VT_BPM = 100.0
 SUSTAINED_S = 30.0
 PATTERN_CYCLES = 4
 HOUR_S = 3600.0
+_KEEP = 3 * PATTERN_CYCLES + 1      # labels the longest pattern check reads, and one
 
 
 class EctopyTracker:
@@ -44,11 +45,16 @@ class EctopyTracker:
         self.fs = float(fs)
         self._time = index_to_time
         self._run: list[Beat] = []            # current run of consecutive V beats
-        self._labels: deque[str] = deque(maxlen=3 * PATTERN_CYCLES + 1)
-        self._pattern_beats: deque[Beat] = deque(maxlen=3 * PATTERN_CYCLES + 1)
+        # The last _KEEP labels and beats, as lists trimmed by hand: a deque costs
+        # 760 bytes however short.
+        self._labels: list[str] = []
+        self._pattern_beats: list[Beat] = []
         self._active: set[Condition] = set()
         self._last: Beat | None = None
-        self._hour: dict[str, deque[float]] = {"S": deque(), "V": deque()}
+        # S and V beat times over the last hour, oldest first, as packed doubles
+        # (8 bytes a beat, not a float object and a pointer): a bigeminy holds
+        # 1,800 V beats an hour.
+        self._hour: dict[str, array[float]] = {"S": array("d"), "V": array("d")}
         self.frontier = 0
 
     # ------------------------------------------------------------------ input
@@ -74,8 +80,10 @@ class EctopyTracker:
     def per_hour(self, now: float) -> dict[str, int]:
         """SVEB and VEB counted over the last hour of device time."""
         for q in self._hour.values():
-            while q and q[0] < now - HOUR_S:
-                q.popleft()
+            k = 0
+            while k < len(q) and q[k] < now - HOUR_S:
+                k += 1
+            del q[:k]
         return {"sveb_per_hour": len(self._hour["S"]), "veb_per_hour": len(self._hour["V"])}
 
     # -------------------------------------------------------------- decisions
@@ -90,6 +98,7 @@ class EctopyTracker:
             out += self._end_run(b)
         self._labels.append(b.label)
         self._pattern_beats.append(b)
+        del self._labels[:-_KEEP], self._pattern_beats[:-_KEEP]
         out += self._check_pattern(b, Condition.BIGEMINY, ("N", "V"))
         out += self._check_pattern(b, Condition.TRIGEMINY, ("N", "N", "V"))
         self._last = b
@@ -126,15 +135,15 @@ class EctopyTracker:
 
     def _check_pattern(self, b: Beat, cond: Condition, cycle: tuple[str, ...]) -> list[Observation]:
         n = len(cycle) * PATTERN_CYCLES
-        labels = list(self._labels)[-n:]
+        labels = self._labels[-n:]
         holds = len(labels) == n and all(lab == cycle[i % len(cycle)] for i, lab in
                                          enumerate(labels))
         # While active, the pattern holds as long as the latest cycle matches.
-        recent = tuple(list(self._labels)[-len(cycle):])
+        recent = tuple(self._labels[-len(cycle):])
         continuing = cond in self._active and any(
             recent == cycle[k:] + cycle[:k] for k in range(len(cycle)))
         if holds and cond not in self._active:
-            beats = list(self._pattern_beats)[-n:]
+            beats = self._pattern_beats[-n:]
             return [self._observe(cond, True, beats[0].index, b.index,
                                   f"{PATTERN_CYCLES} cycles of {'-'.join(cycle)}", None, beats)]
         if cond in self._active and not holds and not continuing:

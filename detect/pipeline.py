@@ -18,7 +18,6 @@ device time and alarm ids stay the same whatever the chunking.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -28,6 +27,7 @@ from . import DETECTOR_VERSION
 from .alarms import AlarmManager
 from .batch import Filtered, SignalBatcher
 from .beat_features import WINDOW_AFTER, BeatFeaturizer, PendingBeat
+from .buffers import History
 from .classify import BeatBatcher, BeatClassifier
 from .conditions import ConditionTracker, Observation
 from .ectopy import EctopyTracker
@@ -88,11 +88,18 @@ class _Segment:
         self.resampler = Resampler(fs_in, fs)
         self.cleaner = CleaningFilter(fs, config.bandpass_hz, config.mains_hz, config.notch_q)
         self.detector = RPeakDetector(fs)
-        self.quality = SignalQuality(config, start=offset)
+        # VF and quality look back over the same cleaned signal (VF a 4 s window,
+        # quality the last 2 s window and the one being filled): one history holds
+        # it for both, sized for VF's need (a window and a hop), as VF alone did.
+        vf_window, hop = VfDetector.window_and_hop(fs)
+        # The pipeline's wide-complex tracker reads it too (restarted on it as the
+        # segment opens).
+        self.history = clean = History(offset, vf_window + hop)
+        self.quality = SignalQuality(config, start=offset, history=clean)
         # Model inputs only when there is a model to feed.
         self.features = BeatFeaturizer(start=offset) if features else None
         # VF is read from the waveform itself: QRS detection fails there.
-        self.vf = VfDetector(fs, start=offset)
+        self.vf = VfDetector(fs, start=offset, history=clean)
         self.vf_events: list[VfEvent] = []
         self.clean = np.zeros(0)              # the cleaned signal of the last push
         self.usable = True                    # quality of the last window
@@ -164,8 +171,9 @@ class DevicePipeline:
         # rest of the chain in resume (detect/batch.py).
         self.signals = signals
         self._unlabelled: dict[int, Beat] = {}
-        self._to_label: deque[tuple[Beat, str]] = deque()   # classified, awaiting quality
-        self._windows: deque[QualityWindow] = deque(maxlen=16)
+        # Short queues as lists (trimmed by hand): a deque costs 760 bytes however short.
+        self._to_label: list[tuple[Beat, str]] = []   # classified, awaiting quality
+        self._windows: list[QualityWindow] = []       # the last 16 judged
         self.fs = self.config.fs
         self._origin: float | None = None
         self._seg: _Segment | None = None
@@ -283,6 +291,7 @@ class DevicePipeline:
             # Resampled sample 0 lies ``delay`` before the first input sample.
             self._origin = chunk.t0 - delay
             self._seg = _Segment(chunk.fs, 0, self.config, self.classifier is not None)
+            self._wct.restart(0, self._seg.history)      # nothing to end: nothing began
             return _NOTHING
         # Later segments sit on the same grid; a clock that stepped backwards
         # must not reuse indices, so the grid only moves forward.
@@ -291,7 +300,7 @@ class DevicePipeline:
         out = list(self._alarms.push(self._tracker.gap(offset), offset))
         out += self._ectopy_alarms.push(self._ectopy.gap(offset), offset)
         out += self._af_alarms.push(self._af.gap(offset), offset)
-        out += self._wct_alarms.push(self._wct.restart(offset), offset)
+        out += self._wct_alarms.push(self._wct.restart(offset, self._seg.history), offset)
         if self._resume_gap is not None:
             start, _, detail = self._resume_gap
             # Samples flow again: the gap alarm may clear after clear_after_s.
@@ -327,7 +336,9 @@ class DevicePipeline:
         wct = self._wct.push(np.zeros(0) if clean is None else clean, beats, windows, final,
                              horizon)
         transitions += self._wct_alarms.push(wct, self._wct.frontier)
-        self._windows.extend(windows)
+        if windows:
+            self._windows.extend(windows)
+            del self._windows[:-16]
         labelled = self._classify(beats, inputs, final)
         transitions += self._rhythms(labelled)
         return PipelineResult(tuple(beats), self._suppress(transitions), tuple(windows), labelled)
@@ -427,9 +438,12 @@ class DevicePipeline:
         the AF state, which the AF tracker (fed up to the same window) gives per beat.
         """
         covered = self._windows[-1].end if self._windows else 0
+        queue = self._to_label
+        k = len(queue) if final else 0
+        while k < len(queue) and queue[k][0].index < covered:
+            k += 1
         out = []
-        while self._to_label and (self._to_label[0][0].index < covered or final):
-            beat, label = self._to_label.popleft()
+        for beat, label in queue[:k]:
             if not usable_at(self._windows, beat.index):
                 label = "Q"
             elif label == "S" and self._af.af_at(beat.index):
@@ -438,6 +452,7 @@ class DevicePipeline:
                 # model's S labels there are its commonest false ones.
                 label = "N"
             out.append(replace(beat, label=label))
+        del queue[:k]
         return tuple(out)
 
     def _rhythms(self, labelled: tuple[Beat, ...]) -> tuple[AlarmTransition, ...]:

@@ -80,12 +80,12 @@ can lose a window of rate analysis.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Reversible, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .buffers import History
 from .config import DetectorConfig
 from .errors import ConfigError
 from .quality_stats import WindowStats, steady_run_bounds, window_stats_many
@@ -294,21 +294,27 @@ class SignalQuality:
     """
 
     def __init__(self, config: DetectorConfig, limits: QualityLimits | None = None,
-                 *, start: int = 0) -> None:
+                 *, start: int = 0, history: History | None = None) -> None:
         self.config = config
         self.limits = limits or DEFAULT_LIMITS
         self.fs = float(config.fs)
         self.window = config.samples(self.limits.window_s)
         self._min_tail = config.samples(self.limits.min_window_s)
         self._raw = np.empty(self.window)
-        # The band-passed previous window and the one being filled, back to back:
-        # the spectral span is a view, not a copy per window.
-        self._spans = np.empty(2 * self.window)
-        self._clean = self._spans[self.window:]
-        self._has_previous = False
+        self._previous: int | None = None   # stream index of the last full window judged
         self._fill = 0
         self._start = int(start)          # stream index of the window being filled
-        self._reference: deque[float] = deque(maxlen=self.limits.reference_windows)
+        # The band-passed previous window and the one being filled, back to back in
+        # ``history`` (the spectral span is a view, not a copy per window); given
+        # when another stage reads the same signal (a pipeline segment's VF
+        # detector), which then holds it once for both.
+        self._own_history = history is None
+        if history is None:
+            history = History(self._start, 2 * self.window)
+        self._hist = history
+        self._reader = history.join(self._start)
+        # The last reference_windows GOOD rms values; a list, as a deque costs 760 bytes.
+        self._reference: list[float] = []
         self.last: QualityWindow | None = None
 
     @property
@@ -327,13 +333,13 @@ class SignalQuality:
         out: list[Job] = []
         if self.window < 2:
             return out
-        fill, i = self._fill, 0
-        prev = self._spans[:self.window] if self._has_previous else None
+        fill, i, s = self._fill, 0, self._start
+        prev = self._before()
         while raw.size - i >= self.window - fill:
             take = self.window - fill
             if fill:
                 r = np.concatenate([self._raw[:fill], raw[i:i + take]])
-                c = np.concatenate([self._clean[:fill], clean[i:i + take]])
+                c = np.concatenate([self._hist.view(s, s + fill), clean[i:i + take]])
             else:
                 r, c = raw[i:i + take], clean[i:i + take]
             out.append((r, c, prev))
@@ -357,21 +363,33 @@ class SignalQuality:
             raise ValueError(f"Quality block of {raw.size} samples completes "
                              f"{self.windows_ending(raw.size)} windows; {len(stats)} "
                              "statistics were given.")
+        self._hist.put(self.position, clean)
         out: list[QualityWindow] = []
         i = 0
         while i < raw.size:
             take = min(self.window - self._fill, raw.size - i)
             self._raw[self._fill:self._fill + take] = raw[i:i + take]
-            self._clean[self._fill:self._fill + take] = clean[i:i + take]
             self._fill += take
             i += take
             if self._fill == self.window:
                 out.append(self._emit(stats[len(out)] if self.window >= 2 else None))
+        self._release()
         return out
+
+    def _release(self) -> None:
+        """Tell the history what is still needed: the previous window and the one being filled."""
+        self._hist.need(self._reader, self._start if self._previous is None else self._previous)
+
+    def _before(self) -> FloatArray | None:
+        """The band-passed last full window, which widens the spectral span of the next."""
+        p = self._previous
+        return None if p is None else self._hist.view(p, p + self.window)
 
     def flush(self) -> list[QualityWindow]:
         """Judge the partial window at the end of a record (nothing if empty)."""
-        return [self._emit()] if self._fill else []
+        out = [self._emit()] if self._fill else []
+        self._release()
+        return out
 
     def reset(self, index: int | None = None) -> list[QualityWindow]:
         """Start afresh after a signal gap; returns the flushed tail window.
@@ -385,15 +403,22 @@ class SignalQuality:
             if index < self._start:
                 raise ValueError(f"Quality reset to index {index} runs back before "
                                  f"{self._start}.")
+            if index != self._start and not self._own_history:
+                raise ValueError("A quality judge that shares its history cannot skip "
+                                 "samples; start a new one.")
             self._start = int(index)
+        if self._own_history:
+            self._hist = History(self._start, 2 * self.window)
+            self._reader = self._hist.join(self._start)
         self._reference.clear()
-        self._has_previous = False
+        self._previous = None
         self.last = None
+        self._release()
         return tail
 
     def _emit(self, stats: WindowStats | None = None) -> QualityWindow:
         n = self._fill
-        raw, clean = self._raw[:n], self._clean[:n]
+        raw, clean = self._raw[:n], self._hist.view(self._start, self._start + n)
         if n < self._min_tail or n < 2:
             # Too short to judge alone: assume the previous window's verdict carries on.
             prev = self.last
@@ -405,15 +430,14 @@ class SignalQuality:
             ref = (_small_median(self._reference)
                    if len(self._reference) >= self.limits.reference_min else None)
             if stats is None:
-                before = self._spans[:self.window] if self._has_previous else None
+                before = self._before()
                 stats, = assess_many([(raw, clean, before)], self.fs, self.limits)
             a = verdict(stats, self.fs, self.limits, ref)
             quality, score = a.quality, a.score
             if a.quality is Quality.GOOD and a.reason == "sqi" and n == self.window:
                 self._reference.append(a.clean_rms)
-            self._has_previous = n == self.window
-            if self._has_previous:
-                self._spans[:self.window] = clean
+                del self._reference[:-self.limits.reference_windows]
+            self._previous = self._start if n == self.window else None
         w = QualityWindow(self._start, self._start + n, quality, round(score, 4))
         self._start += n
         self._fill = 0

@@ -65,6 +65,14 @@ class RPeakDetector:
     beat before it.
     """
 
+    # Slots: with over 30 attributes the instance dict stops sharing its keys
+    # (a plain dict of about 1.6 KB, one per device).
+    __slots__ = ("_box", "_bp", "_d_zi", "_delay", "_floor", "_hist", "_keep", "_la", "_last_peak",
+                 "_last_r", "_last_slope", "_learn", "_learn_end", "_learn_horizon",
+                 "_learn_start", "_learning", "_locate", "_mean", "_mwi_zi", "_n", "_n_int",
+                 "_next_cand", "_out", "_pending", "_refr", "_relearn_at", "_rr", "_rr_ok",
+                 "_sb_from", "_start", "_twave", "fs", "npk", "p", "spk")
+
     def __init__(self, fs: float, params: DetectorParams | None = None) -> None:
         p = params or DetectorParams()
         self.fs = float(fs)

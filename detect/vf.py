@@ -170,18 +170,21 @@ class VfDetector:
     """
 
     def __init__(self, fs: float = 250, config: VfConfig | None = None, *,
-                 start: int = 0) -> None:
+                 start: int = 0, history: buffers.History | None = None) -> None:
         self.fs = float(fs)
         self.config = config or VfConfig()
         c = self.config
         # Seconds become samples once.
-        self.window = int(round(c.window_s * self.fs))
-        self.hop = int(round(c.hop_s * self.fs))
+        self.window, self.hop = self.window_and_hop(self.fs, c)
         self._start = int(start)
-        # The last < window + hop samples, in a preallocated array (no concatenate per chunk).
-        self._buf = np.empty(self.window + self.hop)
-        self._n = 0                       # samples held in _buf
-        self._buf_start = self._start     # stream index of _buf[0]
+        # The last < window + hop samples, in a preallocated array (no concatenate per
+        # chunk); ``history``, when given, is shared with other readers of the same
+        # signal from ``start`` on (a pipeline segment's quality judge).
+        if history is None:
+            history = buffers.History(self._start, self.window + self.hop)
+        self._hist = history
+        self._reader = history.join(self._start)
+        self._pos = self._start           # stream index just after the last sample pushed
         self._next_end = self._start + self.window   # stream index where the next window ends
         self._run = 0                     # consecutive VF-like windows
         self._calm = 0                    # consecutive other windows while active
@@ -189,6 +192,12 @@ class VfDetector:
         self._calm_index = 0
         self._active = False
         self.last: VfFeatures | None = None   # features of the latest window
+
+    @staticmethod
+    def window_and_hop(fs: float, config: VfConfig | None = None) -> tuple[int, int]:
+        """Samples in a window and between window starts at rate ``fs``."""
+        c = config or VfConfig()
+        return int(round(c.window_s * float(fs))), int(round(c.hop_s * float(fs)))
 
     @property
     def active(self) -> bool:
@@ -205,7 +214,7 @@ class VfDetector:
     @property
     def position(self) -> int:
         """Stream index just after the last sample pushed."""
-        return self._buf_start + self._n
+        return self._pos
 
     def windows_ending(self, m: int) -> int:
         """How many windows pushing ``m`` more samples completes."""
@@ -223,7 +232,7 @@ class VfDetector:
                 # The buffer holds less than a window (a full one was decided), so
                 # the window is its tail followed by the block's head.
                 k = held - lo
-                out[j, :k] = self._buf[lo - self._buf_start:self._n]
+                out[j, :k] = self._hist.view(lo, held)
                 out[j, k:] = clean[:self.window - k]
             else:
                 out[j] = clean[lo - held:lo - held + self.window]
@@ -234,7 +243,7 @@ class VfDetector:
         the block completes, computed beforehand for many devices at once
         (:func:`vf_features_many`, detect/batch.py); else they are computed here."""
         clean = np.asarray(clean, dtype=np.float64)
-        n, m = self._n, clean.size
+        m = clean.size
         count = self.windows_ending(m)
         if features is None:
             windows = np.empty((count, self.window))
@@ -244,20 +253,14 @@ class VfDetector:
             raise ValueError(f"VF block of {m} samples completes {count} windows; "
                              f"{len(features)} features were given.")
         # Grows only for chunks longer than a hop, once; the array is kept.
-        self._buf = buf = buffers.append(self._buf, n, clean)
-        n += m
+        self._hist.put(self._pos, clean)
+        self._pos += m
         out: list[VfEvent] = []
         for feats in features:
             out += self._decide(feats, self._next_end)
             self._next_end += self.hop
         # Keep only what the next window needs: O(window) memory, moved in place.
-        keep_from = self._next_end - self.window - self._buf_start
-        if keep_from > 0:
-            k = min(keep_from, n)
-            buf[:n - k] = buf[k:n]
-            n -= k
-            self._buf_start += keep_from
-        self._n = n
+        self._hist.need(self._reader, self._next_end - self.window)
         return out
 
     def flush(self) -> list[VfEvent]:

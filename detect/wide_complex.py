@@ -32,7 +32,6 @@ signal end a run and never start one.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -51,7 +50,10 @@ BASELINE_BEATS = 32
 HALF_S = 0.15            # width search +- around R
 LEVEL = 0.3              # fraction of the R deflection that bounds the width
 KEEP_S = 8.0             # signal kept for beats whose quality window is pending
-CAPACITY_S = 3.0         # look-back array allocated per device: beyond the usual need
+# Look-back array allocated per device: the usual need during a push of 1 s is
+# 0.4-2.2 s (held plus the block; bench fleet, 200 devices x 30 s), more only
+# while the detector learns, when the array grows and later shrinks back.
+CAPACITY_S = 2.2
 
 
 def qrs_width_ms(segment: FloatArray, centre: int, fs: float) -> float:
@@ -101,26 +103,39 @@ class WideComplexTracker:
         self._half = int(round(HALF_S * self.fs))
         self._keep = int(round(KEEP_S * self.fs))
         self._fast = FAST_RR_S * self.fs
-        self._baseline: deque[float] = deque(maxlen=BASELINE_BEATS)
-        self._windows: deque[QualityWindow] = deque(maxlen=16)
+        # Short queues as lists trimmed by hand: a deque costs 760 bytes however short.
+        self._baseline: list[float] = []          # the last BASELINE_BEATS widths
+        self._windows: list[QualityWindow] = []   # the last 16 judged
         self._covered = 0
         self._run: list[Beat] = []
         self._active = False
         self.frontier = 0
-        # Cleaned signal from stream index _buf_start, _n samples, in a preallocated
-        # array moved in place (no concatenate per chunk). With the detector's
-        # horizon it holds about a second: sized for that, grown when a push needs
-        # more (learning, long search-back) and shrunk back once it no longer does.
+        # Cleaned signal from stream index _from to _pos in a history (one
+        # preallocated array moved in place, no concatenate per chunk). With the
+        # detector's horizon it holds about a second: sized for that, grown when a
+        # push needs more (learning, long search-back) and shrunk back once it no
+        # longer does. A pipeline shares its segment's history (VF and quality
+        # read the same signal), see :meth:`restart`.
         self._capacity = int(round(CAPACITY_S * self.fs))
-        self._data = np.empty(self._capacity)
         self.restart(0)
 
-    def restart(self, start: int) -> list[Observation]:
-        """A new segment begins at stream index ``start`` (after a gap): no run spans it."""
+    @property
+    def _n(self) -> int:
+        """Samples of look-back this tracker holds on to."""
+        return self._pos - self._from
+
+    def restart(self, start: int,
+                history: buffers.History | None = None) -> list[Observation]:
+        """A new segment begins at stream index ``start`` (after a gap): no run spans it.
+
+        ``history``, when given, holds the segment's cleaned signal from ``start``
+        for other readers too (a pipeline segment's VF and quality)."""
         out = self._end(self.frontier) if self._active else []
-        self._n = 0
-        self._buf_start = start
-        self._pending: deque[Beat] = deque()
+        if history is None:
+            history = buffers.History(start, self._capacity)
+        self._hist, self._reader = history, history.join(start)
+        self._pos = self._from = start
+        self._pending: list[Beat] = []
         self._prev: int | None = None
         self._run = []
         self.frontier = max(self.frontier, start)
@@ -129,23 +144,23 @@ class WideComplexTracker:
     def push(self, clean: FloatArray, beats: Sequence[Beat], windows: Sequence[QualityWindow],
              final: bool = False, horizon: int | None = None) -> list[Observation]:
         clean = np.asarray(clean, dtype=np.float64)
-        n, m = self._n, clean.size
-        self._data = buffers.append(self._data, n, clean)
-        self._n = n = n + m
-        end = self._buf_start + n
+        self._hist.put(self._pos, clean)
+        self._pos = end = self._pos + clean.size
         self._pending.extend(beats)
-        self._windows.extend(windows)
         if windows:
+            self._windows.extend(windows)
+            del self._windows[:-16]
             self._covered = max(self._covered, windows[-1].end)
         out: list[Observation] = []
-        while self._pending:
-            b = self._pending[0]
+        done = 0
+        for b in self._pending:
             ready = (b.index < self._covered and b.index + self._half < end) or final
             if not ready:
                 break
-            self._pending.popleft()
+            done += 1
             out += self._on_beat(b)
             self.frontier = max(self.frontier, b.index)
+        del self._pending[:done]
         if final and self._active:
             out += self._end(self.frontier)
         # Keep what pending beats and beats reported later may still need: those
@@ -155,13 +170,9 @@ class WideComplexTracker:
         late = end - self._keep if horizon is None else max(end - self._keep,
                                                              horizon - self._half)
         cut = min([late] + [b.index - self._half for b in self._pending])
-        if cut > self._buf_start:
-            k = min(cut - self._buf_start, self._n)
-            self._data[:self._n - k] = self._data[k:self._n]
-            self._n -= k
-            self._buf_start = cut
-        if self._data.size > self._capacity and 2 * self._n <= self._capacity:
-            self._data = self._data[:self._capacity].copy()
+        if cut > self._from:
+            self._from = min(cut, end)
+            self._hist.need(self._reader, self._from)
         return out
 
     # -------------------------------------------------------------- internals
@@ -176,6 +187,7 @@ class WideComplexTracker:
         wide = width is not None and width >= WIDE_MS and width >= RATIO * self._usual()
         if width is not None and rr is not None and rr >= 0.6 * self.fs:
             self._baseline.append(width)
+            del self._baseline[:-BASELINE_BEATS]
         if wide and rr is not None and rr < self._fast:
             self._run.append(b)
             if not self._active and len(self._run) >= RUN_BEATS:
@@ -192,10 +204,10 @@ class WideComplexTracker:
         return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
 
     def _width(self, index: int) -> float | None:
-        a = index - self._half - self._buf_start
-        if a < 0 or a + 2 * self._half + 1 > self._n:
+        a = index - self._half
+        if a < self._from or a + 2 * self._half + 1 > self._pos:
             return None
-        return qrs_width_ms(self._data[a:a + 2 * self._half + 1], self._half, self.fs)
+        return qrs_width_ms(self._hist.view(a, a + 2 * self._half + 1), self._half, self.fs)
 
     def _start(self, b: Beat) -> Observation:
         self._active = True

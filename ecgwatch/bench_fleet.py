@@ -35,6 +35,7 @@ from ingest.device import DeviceMonitor
 from ingest.payload import decode_samples, encode_binary
 from ingest.reassembly import Late
 
+from .allocator import fix_mmap_threshold
 from .service import tune_gc
 from .simulate import fleet_scenarios
 from .synth import Scenario, synthesize
@@ -151,6 +152,7 @@ class FleetRunner:
     def __init__(self, ids: Sequence[str], classifier: BeatClassifier | None,
                  config: DetectorConfig | None = None, *, batched: bool = True) -> None:
         self.config = config or DetectorConfig()
+        fix_mmap_threshold()                 # as Service does (ecgwatch/allocator.py)
         batcher = BeatBatcher(classifier) if classifier is not None else None
         self.batcher = batcher
         # Filters batched across devices, as in the service (batched=False:

@@ -40,6 +40,7 @@ from ingest.topics import (CONFIG_SUBSCRIPTION, METRICS_TOPIC, REJECTS_TOPIC,
                            samples_topic, state_topic)
 
 from . import __version__
+from .allocator import fix_mmap_threshold
 from .metrics import Counters
 from .outbox import MEMORY, Entry, Outbox, republish
 
@@ -145,6 +146,8 @@ class Service:
         self.config = config
         self.clock = clock
         self.counters = Counters()
+        # Large per-tick temporaries back to the OS when freed (ecgwatch/allocator.py).
+        fix_mmap_threshold()
         # Back-pressure: the inbox is bounded; running full is reported, not silent.
         self._overloaded = False
         self._dropped_seen = 0

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import enum
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Union
 
@@ -186,7 +185,9 @@ class StreamReassembler:
         self._next_seq: int | None = None
         # Seqs released recently, to tell a Duplicate from a Late chunk. A copy of
         # something older than this is reported as Late: either way it is dropped.
-        self._recent: deque[int] = deque(maxlen=max(16, 4 * self._window))
+        # A list trimmed by hand: a deque costs 760 bytes however short.
+        self._recent: list[int] = []
+        self._recent_keep = max(16, 4 * self._window)
         self._last_arrival: float | None = None
         self._silence_reported = False
 
@@ -320,4 +321,6 @@ class StreamReassembler:
         self._last = _Released(chunk.seq, chunk.fs, chunk.t_end)
         self._next_seq = chunk.seq + 1
         self._recent.append(chunk.seq)
+        if len(self._recent) > self._recent_keep:
+            del self._recent[0]
         return events
