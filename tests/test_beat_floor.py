@@ -6,17 +6,13 @@ S; 200: 826 V; 233: 831 V; 213: 220 V and 362 F), chosen by that rule before
 any result on them was seen. Each class fails if its gross sensitivity or
 positive predictivity falls below the issue's floor (VEB 90/90, SVEB 75/50).
 
-The shipped model (beat-cnn-5) is above the VEB floor on these four records
-but below the SVEB sensitivity floor (SVEB Se 63.9 %, +P 99.9 % when
-measured with the service's AF veto, 67.5 / 99.2 without; beat-cnn-4 had
-91.8 / 98.1): its decision biases, tuned on DS1, trade S sensitivity for
-positive predictivity, and record 232's long runs of atrial ectopy lose the
-most. So the SVEB floor is a strict expected failure
-(it turns into a failure the day the floor is met, to be removed then), and a
-second test guards SVEB against falling further than beat-cnn-5 measured. On
-the whole of DS2 VEB +P is also below the floor (models/README.md). These
-tests guard against regressions; they are not the claim that the floor is
-met. DS2 is never used for training or selection.
+The shipped model (beat-cnn-5, with the service's AF veto) is above the
+floor on these four records, narrowly for sensitivity (VEB 90.8 / 99.5, SVEB
+75.7 / 99.6 when measured), but not on the whole of DS2, where VEB +P and
+SVEB Se fall short (78.1 and 65.6, models/README.md): atrial fibrillation
+and bundle branch block, which these records do not hold, produce most of
+its false labels. This test guards against regressions; it is not the claim
+that the floor is met. DS2 is never used for training or selection.
 """
 
 from __future__ import annotations
@@ -45,12 +41,7 @@ def ds2_ectopic() -> Confusion:
     return total
 
 
-@pytest.mark.parametrize("name", [
-    "VEB",
-    pytest.param("SVEB", marks=pytest.mark.xfail(
-        strict=True, reason="beat-cnn-5's SVEB Se is below the floor on these records "
-                            "(63.9 %, models/README.md)")),
-])
+@pytest.mark.parametrize("name", ["VEB", "SVEB"])
 def test_ds2_ectopic_records_stay_above_the_floor(ds2_ectopic: Confusion, name: str) -> None:
     score = ds2_ectopic.veb if name == "VEB" else ds2_ectopic.sveb
     se, ppv = FLOOR[name]
@@ -58,11 +49,3 @@ def test_ds2_ectopic_records_stay_above_the_floor(ds2_ectopic: Confusion, name: 
         f"{name} is below the floor (Se {se:.0%}, +P {ppv:.0%}) on DS2 records "
         f"{', '.join(RECORDS)}: Se {100 * score.se:.1f} %, +P {100 * score.ppv:.1f} %.")
 
-
-def test_sveb_does_not_fall_below_what_the_shipped_model_measured(ds2_ectopic: Confusion) -> None:
-    # beat-cnn-5 with the AF veto measured Se 63.9 %, +P 99.9 %; two points of
-    # slack for another platform's floating point, not for a worse model.
-    score = ds2_ectopic.sveb
-    assert score.se >= 0.62 and score.ppv >= 0.95, (
-        f"SVEB on DS2 records {', '.join(RECORDS)} fell to Se {100 * score.se:.1f} %, "
-        f"+P {100 * score.ppv:.1f} % (beat-cnn-5: 63.9 / 99.9).")
