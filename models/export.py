@@ -1,4 +1,4 @@
-"""Export the trained :class:`models.net.BeatNet` (or ensemble) to one self-contained ONNX file.
+"""Export the trained :class:`models.net.BeatNet` to one self-contained ONNX file.
 
 TorchScript exporter (``dynamo=False``), opset 17, dynamic batch axis; the
 model card's facts travel inside the file as ``metadata_props`` so that the
@@ -25,7 +25,7 @@ from detect.beat_features import (
 )
 
 from .aami import CLASSES
-from .net import BeatEnsemble, BeatNet
+from .net import BeatNet
 
 MODEL_VERSION = "beat-cnn-5"
 OPSET = 17
@@ -52,7 +52,7 @@ def metadata(commit: str) -> dict[str, str]:
     }
 
 
-def export_onnx(net: BeatNet | BeatEnsemble, path: Path | str, commit: str) -> None:
+def export_onnx(net: BeatNet, path: Path | str, commit: str) -> None:
     net = net.eval()
     example = (torch.zeros(2, CHANNELS, WINDOW), torch.full((2, len(RR_FEATURES)), 0.8))
     torch.onnx.export(

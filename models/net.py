@@ -29,15 +29,6 @@ patient-specific ECG classification by 1-D convolutional neural networks",
 IEEE TBME 63(3), 2016, with de Chazal's RR features alongside.
 ``template=False`` builds the beat-only network (channel 1 ignored), kept as
 the baseline that model selection compares against.
-
-:class:`BeatEnsemble` averages the logits of a few such networks trained
-with different seeds: with a few hundred ectopic beats per training patient,
-one network's decisions on a new patient depend on its seed almost as much
-as on its configuration (per-fold scores moved by 0.2-0.3 between seeds),
-and averaging is the plain remedy (Lakshminarayanan et al., "Simple and
-scalable predictive uncertainty estimation using deep ensembles", NeurIPS
-2017). The exported graph is still one file; the cost is one network per
-member.
 """
 
 from __future__ import annotations
@@ -100,44 +91,18 @@ class BeatNet(nn.Module):
         return nn.functional.linear(features, self.head.weight * self.head_mask, self.head.bias)
 
 
-class BeatEnsemble(nn.Module):
-    """The mean of its members' logits (same inputs, same outputs as one BeatNet)."""
-
-    def __init__(self, members: list[BeatNet]) -> None:
-        super().__init__()
-        if not members:
-            raise ValueError("An ensemble needs at least one member.")
-        self.members = nn.ModuleList(members)
-
-    def forward(self, window: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
-        return torch.stack([m(window, rr) for m in self.members]).mean(0)
-
-
-def _members(net: nn.Module) -> list[BeatNet]:
-    return list(net.members) if isinstance(net, BeatEnsemble) else [net]
-
-
 @torch.no_grad()
-def fold_decision_bias(net: BeatNet | BeatEnsemble, bias: torch.Tensor) -> None:
-    """Add per-class decision biases to the final bias: argmax(logits + b) becomes
-    argmax (every member's, so the ensemble mean moves by ``bias`` too)."""
-    for m in _members(net):
-        m.head.bias.add_(bias.to(m.head.bias.dtype))
+def fold_decision_bias(net: BeatNet, bias: torch.Tensor) -> None:
+    """Add per-class decision biases to the final bias: argmax(logits + b) becomes argmax."""
+    net.head.bias.add_(bias.to(net.head.bias.dtype))
 
 
-def from_state(state: dict[str, torch.Tensor]) -> BeatNet | BeatEnsemble:
-    """Rebuild a saved network (one BeatNet, or an ensemble) from its state dict alone."""
-    def build(prefix: str) -> BeatNet:
-        hidden = state[f"{prefix}wave.1.weight"].shape[0]
-        net = BeatNet(width=state[f"{prefix}conv.0.weight"].shape[0], hidden=hidden,
-                      template=state[f"{prefix}conv.0.weight"].shape[1] == 3,
-                      rr_columns=tuple(state[f"{prefix}rr_columns"].tolist()),
-                      s_from_rr=bool((state[f"{prefix}head_mask"][1, :hidden] == 0).all()))
-        return net
-    if "conv.0.weight" in state:
-        net: BeatNet | BeatEnsemble = build("")
-    else:
-        k = 1 + max(int(key.split(".")[1]) for key in state if key.startswith("members."))
-        net = BeatEnsemble([build(f"members.{i}.") for i in range(k)])
+def from_state(state: dict[str, torch.Tensor]) -> BeatNet:
+    """Rebuild a saved network from its state dict alone."""
+    hidden = state["wave.1.weight"].shape[0]
+    net = BeatNet(width=state["conv.0.weight"].shape[0], hidden=hidden,
+                  template=state["conv.0.weight"].shape[1] == 3,
+                  rr_columns=tuple(state["rr_columns"].tolist()),
+                  s_from_rr=bool((state["head_mask"][1, :hidden] == 0).all()))
     net.load_state_dict(state)
     return net.eval()

@@ -46,7 +46,7 @@ from detect.beat_features import RR_FEATURES
 
 from .aami import CLASSES, DS1, DS2
 from .dataset import BeatSet, load_beats
-from .net import BeatEnsemble, BeatNet, fold_decision_bias
+from .net import BeatNet, fold_decision_bias
 
 SEED = 20040701
 FOLDS = 4
@@ -72,7 +72,6 @@ class Config:
     lr: float = 2e-3
     rr_columns: tuple[int, ...] = tuple(range(9))   # which of RR_FEATURES the network uses
     s_from_rr: bool = False  # the S logit reads only RR context and beat-template similarity
-    members: int = 1         # networks averaged (seeds seed, seed + 1000, ...)
 
 
 # Earlier runs also compared t8-mid-jit, t8-sqrt-jit-e24, u8-sqrt-jit-e24,
@@ -94,10 +93,10 @@ CANDIDATES = (
     Config("a8-srr-sqrt-jit-e24", width=8, hidden=32, weight_power=0.5, weight_cap=30.0,
            jitter=3, epochs=24, rr_columns=ALL_RR, s_from_rr=True),
 )
-# The same averaged over three seeds (members=3) won the cross-validation
-# (1.302 against 1.273) but costs 29 us per beat on this machine, over the
-# service's budget of 20 (bench/beat_model_speed.py; models/README.md), so
-# it is not a candidate. BeatEnsemble stays for a cheaper network.
+# The same averaged over three seeds won the cross-validation (1.302 against
+# 1.273) but cost 29 us per beat on this machine, over the service's budget
+# of 20 (bench/beat_model_speed.py; models/README.md), so it is not a
+# candidate; its code (BeatEnsemble) is in the history at bbe1f41.
 # A configuration whose out-of-fold predictions send more than this share of
 # DS1's N beats to F or Q is not eligible: the objective does not score F or
 # Q, so without this guard they can absorb normal beats for free.
@@ -159,18 +158,7 @@ def augmented(win: torch.Tensor, cfg: Config, gen: torch.Generator) -> torch.Ten
     return torch.cat([beat[:, None], win[:, 1:]], dim=1)
 
 
-def fit(train: BeatSet, cfg: Config, seed: int) -> BeatNet | BeatEnsemble:
-    """One network, or ``cfg.members`` of them averaged, each from its own seed."""
-    if cfg.members == 1:
-        return fit_one(train, cfg, seed)
-    return BeatEnsemble([fit_one(train, cfg, seed + MEMBER_SEED_STEP * k)
-                         for k in range(cfg.members)]).eval()
-
-
-MEMBER_SEED_STEP = 1000
-
-
-def fit_one(train: BeatSet, cfg: Config, seed: int) -> BeatNet:
+def fit(train: BeatSet, cfg: Config, seed: int) -> BeatNet:
     seed_everything(seed)
     net = BeatNet(cfg.width, cfg.hidden, cfg.template, cfg.rr_columns, cfg.s_from_rr)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -194,7 +182,7 @@ def fit_one(train: BeatSet, cfg: Config, seed: int) -> BeatNet:
 
 
 @torch.no_grad()
-def logits(net: BeatNet | BeatEnsemble, beats: BeatSet) -> npt.NDArray[np.float32]:
+def logits(net: BeatNet, beats: BeatSet) -> npt.NDArray[np.float32]:
     out = [net(torch.from_numpy(beats.windows[i:i + 4096]),
                torch.from_numpy(beats.rr[i:i + 4096])).numpy()
            for i in range(0, len(beats), 4096)]
