@@ -225,6 +225,10 @@ class MosquittoBroker(_BrokerBase):
             # The default (1000) drops QoS 1 messages for a slow subscriber in
             # bursty tests; ecgwatch relies on QoS 1 not being dropped.
             "max_queued_messages 100000",
+            # No limit on a client's unacknowledged QoS 1 publishes (Receive
+            # Maximum in the CONNACK): the service's states and alerts must not
+            # wait for PUBACKs stuck behind a backlog of chunks (ingest/mqtt.py).
+            "max_inflight_messages 0",
             "persistence false",
             "log_dest stderr",
             "log_type error",
