@@ -57,8 +57,10 @@ QUICK: dict[str, Any] = {"devices": [20], "seconds": 5, "warmup": 2, "workers": 
 START_TIMEOUT_S = 60.0          # service import + connect on a loaded machine
 STOP_TIMEOUT_S = 30.0
 # Chunks in flight: the broker holds them for the service's session; far above
-# what a 2,000-device second needs, so the broker never drops one.
-BROKER_CONF = "max_queued_messages 1000000\nmax_queued_bytes 0"
+# what a 2,000-device second needs, so the broker never drops one. Notices
+# (connects, disconnects, keep-alive timeouts, dropped messages) go to
+# broker-{devices}x{workers}.log in the report folder.
+BROKER_CONF = "max_queued_messages 1000000\nmax_queued_bytes 0\nlog_type notice"
 _TICK_HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -189,6 +191,7 @@ class RawRun:
     loadavg: tuple[float, float]    # 1-min load average at the window's start and end
     drained_s: float                # seconds from the last chunk until all were accounted for
     drained: bool
+    stopped_at: float               # wall time the service was sent SIGTERM
     service_exit: int | None
     service_log: str
     extra: dict[str, Any] = field(default_factory=dict)
@@ -225,6 +228,7 @@ def run_one(devices: int, workers: int, opts: dict[str, Any], out: Path) -> RawR
                 pub.kill()
             pub.join(5)
             consumer.close()
+            (out / f"broker-{devices}x{workers}.log").write_text(broker.log())
 
 
 def _drive(plan: PubPlan, conn, pub, consumer: Consumer, service: subprocess.Popen,
@@ -260,7 +264,8 @@ def _drive(plan: PubPlan, conn, pub, consumer: Consumer, service: subprocess.Pop
     end = start + plan.seconds + 1.0       # the last group's due time is just before this
     drained = _wait(lambda: _accounted(consumer, end, workers) >= result.published,
                     opts["drain"], step=0.5)
-    drained_s = max(0.0, time.time() - end)
+    stopped_at = time.time()
+    drained_s = max(0.0, stopped_at - end)
     service.send_signal(signal.SIGTERM)
     try:
         exit_code: int | None = service.wait(STOP_TIMEOUT_S)
@@ -270,7 +275,7 @@ def _drive(plan: PubPlan, conn, pub, consumer: Consumer, service: subprocess.Pop
     return RawRun(plan.devices, workers, opts["warmup"], opts["seconds"], plan.slots, start,
                   (t_a, t_b), result, list(consumer.messages),
                   {k: cpu_b[k] - cpu_a[k] for k in groups}, (load_a, load_b), drained_s,
-                  drained, exit_code, _tail(log_path))
+                  drained, stopped_at, exit_code, _tail(log_path))
 
 
 def _accounted(consumer: Consumer, after: float, workers: int) -> int:

@@ -6,7 +6,10 @@ Definitions (also in docs/performance.md):
   ``chunks_processed`` in the service's final metrics (summed over workers);
   split into rejected (``rejects_total``), dropped by the full inbox
   (``inbox_overflow``) and the rest (never taken from the broker before the
-  drain limit).
+  drain limit). These counts are the *last* metrics the consumer received:
+  ``counts_age_s`` says how long before the service's stop they came; more
+  than ``STALE_COUNTS_S`` means its publications stalled (the metrics
+  interval is 10 s) and the counts are from then, not from the end.
 * **Processing latency**: the service's own ``processing_latency_ms``
   (inbox arrival -> alerts and state handed to the MQTT client), whose
   percentiles cover its last 10,000 samples messages. Over the metrics
@@ -43,6 +46,7 @@ from .bench_report import machine_info
 TARGET_P99_MS = 250.0           # processing latency at 1,000 devices (issue 5)
 ALARM_SLACK_S = 1.5             # alarm latency target: evidence window + this
 MAX_PUB_LAG_S = 0.5             # a publisher later than this was not real time
+STALE_COUNTS_S = 15.0           # last metrics older than this at the stop: counts are stale
 ONSET_TOLERANCE_S = 10.0        # an alert's onset may precede the scripted one (asystole:
 #                                 the last beat) by this much and still be that event's
 
@@ -68,6 +72,9 @@ def _by_topic(raw: RawRun, prefix: str) -> dict[str, list[tuple[float, dict]]]:
 def chunk_figures(raw: RawRun) -> dict[str, Any]:
     metrics = _by_topic(raw, METRICS_TOPIC)
     final = [s[-1][1] for s in metrics.values()]
+    # The oldest worker's last word; the final metrics come just after the stop.
+    last = min((s[-1][0] for s in metrics.values()), default=None)
+    age = None if last is None else round(max(0.0, raw.stopped_at - last), 1)
     total = {k: sum(d[k] for d in final) for k in
              ("chunks_in", "chunks_processed", "rejects_total", "inbox_overflow",
               "duplicates", "gaps_total", "overload_episodes")}
@@ -87,7 +94,8 @@ def chunk_figures(raw: RawRun) -> dict[str, Any]:
             "gaps_by_reason": dict(sorted(gaps.items())),
             "overload_episodes": total["overload_episodes"],
             "reject_messages_seen": sum(t == REJECTS_TOPIC for t, _, _ in raw.messages),
-            "workers_reporting": len(final)}
+            "workers_reporting": len(final), "counts_age_s": age,
+            "counts_stale": age is None or age > STALE_COUNTS_S}
 
 
 def processing_latency(raw: RawRun) -> dict[str, Any]:
@@ -248,8 +256,10 @@ def render(doc: dict[str, Any]) -> str:
     for r in doc["runs"]:
         c, pl, a = r["chunks"], r["processing_latency_ms"], r["alarms"]
         valid = "yes" if r["valid"] else "**no: publisher lagged**"
+        processed = str(c["processed"]) if not c["counts_stale"] else \
+            f"{c['processed']} **(counts from {_f(c['counts_age_s'])} s before the stop)**"
         lines.append(
-            f"| {r['devices']} | {r['workers']} | {valid} | {c['published']} | {c['processed']} "
+            f"| {r['devices']} | {r['workers']} | {valid} | {c['published']} | {processed} "
             f"| {c['lost']} ({c['rejected']} / {c['inbox_dropped']} / {c['not_taken']}) | "
             f"{r['cpu_pct_of_core']['service']:.0f} | {_f(pl['p50'], '{:.1f}')} / "
             f"{_f(pl['p99'], '{:.1f}')} / {_f(pl['max'], '{:.1f}')} | "

@@ -225,6 +225,10 @@ class MosquittoBroker(_BrokerBase):
             # The default (1000) drops QoS 1 messages for a slow subscriber in
             # bursty tests; ecgwatch relies on QoS 1 not being dropped.
             "max_queued_messages 100000",
+            # No limit on a client's unacknowledged QoS 1 publishes (Receive
+            # Maximum in the CONNACK): the service's states and alerts must not
+            # wait for PUBACKs stuck behind a backlog of chunks (ingest/mqtt.py).
+            "max_inflight_messages 0",
             "persistence false",
             "log_dest stderr",
             "log_type error",
@@ -279,12 +283,15 @@ class MosquittoBroker(_BrokerBase):
         raise BrokerError(f"mosquitto did not listen on port {self.port} within "
                           f"{_START_TIMEOUT_S:g} s: {self._log_tail()}")
 
-    def _log_tail(self) -> str:
+    def log(self) -> str:
+        """What mosquitto has logged so far ("" before start and after stop)."""
         try:
-            text = self._log_path.read_text(errors="replace") if self._log_path else ""
+            return self._log_path.read_text(errors="replace") if self._log_path else ""
         except OSError:
-            text = ""
-        return text.strip()[-500:] or "no log output"
+            return ""
+
+    def _log_tail(self) -> str:
+        return self.log().strip()[-500:] or "no log output"
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

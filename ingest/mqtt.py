@@ -9,18 +9,31 @@ Delivery (``manual_ack=True``, what the service uses): QoS 1 messages are
 acknowledged only when the consumer calls ``ack(msg)`` after processing, on a
 persistent session (``session_expiry_s`` > 0: clean start off in MQTT 5,
 ``clean_session=False`` in 3.1.1), so a message in flight when the process dies
-is redelivered by the broker to the next process with the same client id. In
-MQTT 5 the CONNECT carries Receive Maximum = the inbox size: the broker never
-has more unacknowledged messages out to us than the inbox holds, and keeps the
-rest in the session queue, so the inbox does not overflow with QoS 1 traffic.
-MQTT 3.1.1 has no such property; the broker's own limit (mosquitto's
-``max_inflight_messages``, default 20) plays that role and must not exceed the
-inbox size. Should a QoS 1 message still find the inbox full (a broker that
-overshoots its window, copies left from the previous connection), paho's thread
-waits for room, at most ``_FULL_WAIT_S``; only then is it counted in
-``overflow`` and dropped *without* an acknowledgement, so the broker redelivers
-it on the next reconnect. QoS 0 messages are dropped at once. Without
-``manual_ack`` paho acknowledges on arrival (at most once past the inbox).
+is redelivered by the broker to the next process with the same client id.
+
+Flow control is TCP's: paho's network thread reads from the socket only while
+the inbox has room, and at most as many packets as it has room for
+(``_GatedClient``); what does not fit waits in the socket buffers and at the
+broker. ``on_message`` therefore never finds the inbox full and never blocks:
+the network thread must keep writing - acknowledgements, our own publishes,
+keep-alive - however far behind the consumer is. (It used to wait in
+``on_message`` for room. paho reads up to as many packets per pass as it has
+publishes of its own awaiting acknowledgement before it writes anything, so
+under sustained overload it wrote almost nothing: PUBACKs, metrics and alerts
+stayed queued while the backlog grew, and ``ecgwatch bench --e2e`` saw a
+saturated service take in a fraction of its capacity and publish nothing.)
+The MQTT 5 CONNECT still carries Receive Maximum = the inbox size, which
+keeps a compliant broker's backlog at the broker rather than in TCP;
+mosquitto 2.0.11 does not honour it (each PUBACK of the oldest message in
+flight releases a whole window more, measured on this machine), which the
+read gate makes harmless. ``overflow`` counts a message that found the inbox
+full anyway (only possible if something else fills it); such a message is
+dropped unacknowledged, so with ``manual_ack`` the broker redelivers it on
+the next reconnect. Without ``manual_ack`` paho acknowledges on arrival.
+
+Our own QoS 1 publishes are not held to paho's window of 20: their PUBACKs
+queue behind the chunks the broker has for us, so the edge sends as many
+unacknowledged as the broker allows (``_adopt_send_window``).
 
 Credentials come from the environment (``ECGWATCH_MQTT_USERNAME`` /
 ``ECGWATCH_MQTT_PASSWORD``) or from a password file, never from the command
@@ -43,7 +56,7 @@ from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -64,9 +77,9 @@ _PAHO_PROTOCOL = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 _UNSUPPORTED_VERSION = {0x84, 1}
 # How long "auto" waits for a CONNACK to its MQTT 5 CONNECT before trying 3.1.1.
 _V5_PROBE_S = 3.0
-# How long paho's thread may wait for room in a full inbox (manual_ack) before
-# dropping the message unacknowledged.
-_FULL_WAIT_S = 10.0
+# How long paho's network thread waits for room in a full inbox before it goes
+# back to writing and keep-alive (and then waits again).
+_READ_WAIT_S = 0.05
 MAX_SESSION_EXPIRY_S = 0xFFFFFFFF - 1   # 0xFFFFFFFF would mean "never expires" in MQTT 5
 
 
@@ -192,6 +205,39 @@ class Will(NamedTuple):
     retain: bool = True
 
 
+class _GatedClient(paho.Client):
+    """paho's client whose network thread reads only what the inbox has room for.
+
+    ``room()`` (called on the network thread) returns how many packets may be
+    read now, having waited briefly for room if there was none. Returning
+    without reading lets paho's loop go on to write and to keep-alive, so a
+    full inbox never stops acknowledgements or our own publishes. Relies on
+    paho 2.x internals (``_sock``, ``_packet_read``, ``_loop_rc_handle``: the
+    body of paho's own ``loop_read``), checked at construction.
+    """
+
+    def __init__(self, room: Callable[[], int], *args: Any, **kwargs: Any) -> None:
+        for name in ("_packet_read", "_loop_rc_handle"):
+            if not callable(getattr(paho.Client, name, None)):
+                raise BrokerError(f"This paho-mqtt lacks Client.{name}, which the MQTT "
+                                  "edge's flow control needs (paho-mqtt 2.x).")
+        super().__init__(*args, **kwargs)
+        self._room = room
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        if self._sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        for _ in range(self._room()):
+            if self._sock is None:
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
 class Received(NamedTuple):
     """One raw inbound message as it sits in the inbox (not yet decoded).
 
@@ -258,7 +304,6 @@ class MqttEdge:
         self.on_connect = on_connect
         self.clock = clock
         self.keepalive = keepalive
-        self._full_wait_s = min(_FULL_WAIT_S, keepalive / 3)
         # Set once connected AND the subscriptions are acknowledged, so that a
         # message published after start() returns cannot miss us.
         self.connected = threading.Event()
@@ -278,6 +323,8 @@ class MqttEdge:
         self._closed_early = False               # socket closed before the first CONNACK
         self._subscribe_mid = -1
         self._socket_opened = False              # TCP (and TLS) connection made
+        self._connack_due = False                # socket open, CONNACK not read yet
+        self._window_warned = False              # the broker's small send window logged
         self._closing = threading.Event()        # stop()/kill() under way
 
     # -- lifecycle ---------------------------------------------------------
@@ -384,10 +431,14 @@ class MqttEdge:
 
     def _make_client(self, proto: str) -> paho.Client:
         persistent = self.session_expiry_s > 0
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=_PAHO_PROTOCOL[proto], manual_ack=self.manual_ack,
-                             clean_session=None if proto == "5" else not persistent)
+        client = _GatedClient(self._room, CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                              protocol=_PAHO_PROTOCOL[proto], manual_ack=self.manual_ack,
+                              clean_session=None if proto == "5" else not persistent)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # Our QoS 1 publishes in flight at once: no limit of paho's own (its
+        # default is 20); the broker's Receive Maximum applies once the CONNACK
+        # says it (_adopt_send_window).
+        client.max_inflight_messages_set(0)
         # paho's own outgoing queue is unbounded by default; publishes made while
         # disconnected are sent after the reconnect.
         if self.credentials is not None:
@@ -458,6 +509,7 @@ class MqttEdge:
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any,
                     rc: ReasonCode, properties: Any) -> None:
+        self._connack_due = False
         if not self._first.is_set():
             self._first_rc = rc        # start() decides what a refusal means
             self._first.set()
@@ -467,6 +519,7 @@ class MqttEdge:
             log.warning("MQTT broker %s refused reconnect of %s: %s", self.url, self.client_id, rc)
             return
         self.connection += 1
+        self._adopt_send_window(client, properties)
         self.session_present = bool(getattr(flags, "session_present", False))
         if self.session_present and self.manual_ack:
             self._purge_stale()
@@ -480,6 +533,30 @@ class MqttEdge:
                 self.on_connect()
             except Exception:  # a hook bug must not kill paho's network thread
                 log.exception("on_connect hook of %s failed", self.client_id)
+
+    def _adopt_send_window(self, client: paho.Client, properties: Any) -> None:
+        """Send as many unacknowledged QoS 1 publishes as the broker allows.
+
+        The broker's PUBACKs for them share the connection with the chunks it
+        sends us, behind every chunk already queued there; while a backlog
+        waits for this service, a small window (paho's default 20) lets only
+        that many states, alerts or metrics out per backlog read, and they
+        queue in paho without end. So no limit of our own: MQTT 5 brokers
+        state theirs in the CONNACK (Receive Maximum, 65535 when absent),
+        MQTT 3.1.1 has none. paho only lets its window be changed before
+        connecting; the CONNACK is handled before anything is resent, so the
+        field is set directly here.
+        """
+        limit = getattr(properties, "ReceiveMaximum", None) \
+            if client.protocol == paho.MQTTv5 else None
+        window = 0 if limit is None or limit >= 65535 else int(limit)
+        client._max_inflight_messages = window
+        if window and not self._window_warned:
+            self._window_warned = True
+            log.warning("MQTT broker %s lets %s have only %d publishes unacknowledged (Receive "
+                        "Maximum): while chunks back up for it, its alerts, states and metrics "
+                        "wait behind them. Raise it (mosquitto: max_inflight_messages 0).",
+                        self.url, self.client_id, window)
 
     def _purge_stale(self) -> None:
         """Drop the inbox's unacknowledged copies from the previous connection.
@@ -529,6 +606,7 @@ class MqttEdge:
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         self._socket_opened = True
+        self._connack_due = True
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         log.debug("MQTT connect of %s to %s failed; retrying", self.client_id, self.url)
@@ -542,17 +620,22 @@ class MqttEdge:
         if self.confirmations is not None:
             self.confirmations.put(mid)
 
-    def _put_waiting(self, item: Received) -> None:
-        """``inbox.put`` for at most ``_full_wait_s``, in short waits so that
-        ``stop()`` does not wait for it; raises queue.Full like put()."""
-        deadline = time.monotonic() + self._full_wait_s
-        while True:
-            try:
-                self.inbox.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                if self._closing.is_set() or time.monotonic() >= deadline:
-                    raise
+    def _room(self) -> int:
+        """How many packets paho's thread may read now (``_GatedClient``).
+
+        The free slots of the inbox; if there are none, waits up to
+        ``_READ_WAIT_S`` for the consumer to take one (``Queue.get`` notifies
+        ``not_full``), so that a full inbox costs no busy loop. Non-PUBLISH
+        packets use a slot of the count too, which only reads less. One packet
+        while a CONNACK is due: nothing else can come before it.
+        """
+        if self._connack_due:
+            return 1
+        inbox = self.inbox
+        if inbox.full() and not self._closing.is_set():
+            with inbox.not_full:
+                inbox.not_full.wait(_READ_WAIT_S)
+        return max(0, inbox.maxsize - inbox.qsize())
 
     def _on_unsolicited(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         self.unsolicited += 1
@@ -566,16 +649,9 @@ class MqttEdge:
             topic = INVALID_TOPIC
         item = Received(topic, msg.payload, self.clock(), msg.mid, msg.qos, self.connection)
         try:
-            if self.manual_ack and msg.qos == 1:
-                # Back-pressure instead of a drop: a broker that overshoots
-                # Receive Maximum (mosquitto 2.0.11 sends up to the whole window
-                # again on each PUBACK, eclipse-mosquitto/mosquitto#2301) then
-                # waits in TCP. Bounded, so that a stuck consumer cannot stall
-                # keep-alive forever; the service thread drains in milliseconds.
-                self._put_waiting(item)
-            else:
-                self.inbox.put_nowait(item)
+            # Never waits: paho's thread only reads what the inbox has room for.
+            self.inbox.put_nowait(item)
         except queue.Full:
-            # Not acknowledged, so with manual_ack the broker redelivers it on
-            # the next reconnect; see the module note.
+            # Only if something else filled the inbox. Not acknowledged, so with
+            # manual_ack the broker redelivers it on the next reconnect; counted.
             self.overflow += 1

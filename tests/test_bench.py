@@ -106,6 +106,10 @@ def test_e2e_quick_run_loses_no_chunk_and_reports_every_figure(e2e_report) -> No
     assert c["processed"] == c["published"] and c["lost"] == 0, (c, run["service_log_tail"])
     assert c["rejected"] == 0 and c["inbox_dropped"] == 0 and c["duplicates"] == 0
     assert c["workers_reporting"] == 1 and run["drained"] and run["service_exit"] == 0
+    assert not c["counts_stale"]                # the final metrics came at the stop
+    # The broker's notices are kept: who connected, and any disconnect or drop.
+    broker_log = (out / f"broker-{run['devices']}x{run['workers']}.log").read_text()
+    assert "New client connected" in broker_log
     # Figures are present (values are timings: not asserted).
     assert run["processing_latency_ms"]["snapshots"] >= 1
     assert run["cpu_s"]["service"] > 0 and run["throughput"]["device_s_per_wall_s"] > 0
@@ -141,7 +145,8 @@ def test_alarm_latency_is_arrival_minus_publication_of_the_onset_chunk() -> None
             ("ecg/v1/d1/alerts", alert("asystole", 19.9, 23.9), 1025.3),   # QoS 1 repeat
             ("ecg/v1/d1/alerts", alert("leads_off", 5.0, 9.0), 1010.5)]
     raw = RawRun(1, 1, 0, ticks, slots, 1000.0, (1000.0, 1030.0), pub, msgs,
-                 {"service": 1.0, "publisher": 0.1, "broker": 0.1}, (0.0, 0.0), 0.0, True, 0, "")
+                 {"service": 1.0, "publisher": 0.1, "broker": 0.1}, (0.0, 0.0), 0.0, True,
+                 1031.0, 0, "")
     a = alarms(raw)
     [ev] = a["events"]
     assert ev["raised"] and ev["latency_s"] == pytest.approx(4.2)
@@ -149,3 +154,43 @@ def test_alarm_latency_is_arrival_minus_publication_of_the_onset_chunk() -> None
     assert ev["delivery_s"] == pytest.approx(1025.2 - 1024.0) and ev["meets"]
     assert (a["scripted"], a["matched"], a["meets"]) == (1, 1, 1)
     assert a["unscripted_raised"] == {"leads_off": 1}
+
+
+def test_counts_from_metrics_long_before_the_stop_are_marked_stale() -> None:
+    """The collapse of 2,000 devices on one worker was first read as "10,409 chunks
+    processed": the last metrics the consumer got, 60 s before the stop, after
+    which the service published nothing. Such counts are now flagged."""
+    from ecgwatch.bench_e2e import RawRun
+    from ecgwatch.bench_e2e_pub import PubResult
+    from ecgwatch.bench_e2e_report import chunk_figures, render, to_json
+
+    from ecgwatch.metrics import Counters
+
+    def metrics(processed: int, uptime: float) -> bytes:
+        c = Counters()                          # the service's own format
+        for _ in range(processed):
+            c.count_in()
+            c.count_processed()
+            c.record_latency(0.5)
+        return c.to_json(uptime_s=uptime)
+
+    ticks = 75
+    pub = PubResult(("d1",), {"normal": 1}, (), ticks, 0,
+                    tuple((1000.0 + k + 1,) for k in range(ticks)),
+                    tuple((0.0,) for _ in range(ticks)), 0.1, 0.1)
+
+    def run(last_metrics_at: float) -> RawRun:
+        msgs = [("ecgwatch/v1/metrics", metrics(5, 10.0), 1010.0),
+                ("ecgwatch/v1/metrics", metrics(9, last_metrics_at - 1000.0), last_metrics_at)]
+        return RawRun(1, 1, 15, 60, 1, 1000.0, (1015.0, 1075.0), pub, msgs,
+                      {"service": 1.0, "publisher": 0.1, "broker": 0.1}, (0.0, 0.0), 30.0,
+                      False, 1106.0, None, "")
+
+    stale = chunk_figures(run(1020.0))
+    assert (stale["processed"], stale["counts_age_s"], stale["counts_stale"]) == (9, 86.0, True)
+    fresh = chunk_figures(run(1106.3))          # the final metrics, just after SIGTERM
+    assert (fresh["counts_age_s"], fresh["counts_stale"]) == (0.0, False)
+    doc = to_json([run(1020.0)], {"warmup": 15, "seconds": 60, "slots": 1}, 1.0)
+    assert "| 9 **(counts from 86 s before the stop)** |" in render(doc)
+    doc = to_json([run(1106.3)], {"warmup": 15, "seconds": 60, "slots": 1}, 1.0)
+    assert "| 9 |" in render(doc) and "before the stop" not in render(doc)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
+from conftest import WAIT_S, wait_until
 from detect.errors import BrokerError, ConfigError
 from ecgwatch.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto, free_port
 from ecgwatch import cli
@@ -202,19 +202,57 @@ def test_inbox_must_be_bounded() -> None:
         MqttEdge("mqtt://127.0.0.1:1", "x", inbox=queue.Queue())
 
 
-def test_full_inbox_counts_overflow_and_keeps_the_oldest_messages(broker) -> None:
+def test_a_full_inbox_holds_the_rest_back_and_drops_nothing(broker) -> None:
+    """paho's thread reads only what the inbox has room for: the rest waits in
+    TCP and at the broker, and arrives, in order, as the consumer takes."""
     topic = f"test/{uuid.uuid4().hex[:8]}"
     sub = MqttEdge(broker.url, _id("slow"), inbox_size=2, subscriptions=[(topic, 1)],
                    clock=lambda: 42.0)
     pub = MqttEdge(broker.url, _id("pub"))
     with sub, pub:
         for i in range(5):
-            pub.publish(topic, f"m{i}".encode(), qos=1)
-        wait_until(lambda: sub.overflow == 3, what="3 overflowed messages")
-    got = [sub.inbox.get_nowait() for _ in range(2)]
+            pub.publish(topic, f"m{i}".encode(), qos=1).wait_for_publish(WAIT_S)
+        wait_until(sub.inbox.full, what="a full inbox")
+        got = [sub.inbox.get(timeout=WAIT_S) for _ in range(5)]
     assert [(m.topic, m.payload, m.received_at) for m in got] == \
-        [(topic, b"m0", 42.0), (topic, b"m1", 42.0)]
-    assert sub.inbox.empty()
+        [(topic, f"m{i}".encode(), 42.0) for i in range(5)]
+    assert sub.overflow == 0 and sub.inbox.empty()
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_a_full_inbox_never_stops_the_edge_from_writing(
+        mosquitto_broker, mqtt_collector, protocol) -> None:
+    """The cause of the e2e collapse (2,000 devices on one worker): paho's network
+    thread used to wait in on_message for room in a full inbox. It then wrote
+    nothing - no PUBACK, no metrics, no alert - while the broker kept the socket
+    full: mosquitto's window (20 in MQTT 3.1.1) exceeds the inbox, and in MQTT 5
+    mosquitto 2.0.11 answers the PUBACK of its oldest message in flight with a
+    whole Receive Maximum more. Now the edge stops reading instead: with the
+    inbox full and more waiting it still publishes, and nothing is dropped."""
+    url, topic, out = mosquitto_broker.url, f"test/{uuid.uuid4().hex[:8]}", f"out/{_id('o')}"
+    watch = mqtt_collector(url, [out])
+    sub = MqttEdge(url, _id("full"), protocol=protocol, inbox_size=2,
+                   subscriptions=[(topic, 1)], manual_ack=True)
+    pub = MqttEdge(url, _id("pub"), protocol="3.1.1")
+    with sub, pub:
+        for i in range(20):
+            pub.publish(topic, f"m{i}".encode(), qos=1).wait_for_publish(WAIT_S)
+        wait_until(sub.inbox.full, what="a full inbox")
+        got = [sub.inbox.get_nowait() for _ in range(2)]
+        for m in got:                           # the broker then sends more than fits
+            sub.ack(m)
+        wait_until(sub.inbox.full, what="the inbox full again")
+        # Twice: the first may slip out before paho's thread reaches the next
+        # message; by the time it has arrived, that thread is back to reading.
+        for text in (b"still talking", b"and again"):
+            sub.publish(out, text, qos=1)
+            watch.wait_for(lambda ms: any(m.payload == text for m in ms))
+        assert sub.overflow == 0 and sub.inbox.full()
+        while len(got) < 20:                    # taken and acknowledged one by one
+            got.append(sub.inbox.get(timeout=WAIT_S))
+            sub.ack(got[-1])
+    assert [m.payload for m in got] == [f"m{i}".encode() for i in range(20)]
+    assert sub.overflow == 0 and sub.acked == 20
 
 
 def test_messages_outside_the_subscriptions_never_reach_the_inbox(
