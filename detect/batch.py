@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .buffers import Scratch
 from .filters import SosFilter, push_many
 from .quality import assess_many
 from .quality_stats import WindowStats
@@ -97,6 +98,8 @@ class SignalBatcher:
         self.runs = 0                            # batched passes made
         self.calls = 0                           # filter calls made (4 per group)
         self.blocks = 0                          # blocks filtered, batched or alone
+        # The passes' working arrays, reused every tick (no page faults per pass).
+        self.scratch = Scratch()
 
     @property
     def pending(self) -> int:
@@ -163,13 +166,15 @@ class SignalBatcher:
                 clean[i], band[i] = y_clean[k], y_band[k]
                 slope[i], energy[i], scanned[i] = y_slope[k], y_energy[k], scans[k]
         self.blocks += n
-        vf, quality = _vf_windows(blocks, clean), _quality_windows(blocks, clean)
+        vf = _vf_windows(blocks, clean, self.scratch)
+        quality = _quality_windows(blocks, clean)
         return [Filtered(b.pipeline, b.segment, b.samples, clean[i], band[i], slope[i], energy[i],
                          vf[i], quality[i], scanned[i])
                 for i, b in enumerate(blocks)]
 
 
-def _vf_windows(blocks: list[_Block], clean: list[FloatArray]) -> list[tuple[VfFeatures, ...]]:
+def _vf_windows(blocks: list[_Block], clean: list[FloatArray],
+                scratch: Scratch) -> list[tuple[VfFeatures, ...]]:
     """Features of the VF windows each block completes, all windows of one length
     and rate in one :func:`detect.vf.vf_features_many` call (with 1 s chunks every
     device in steady state completes one window per tick)."""
@@ -181,12 +186,12 @@ def _vf_windows(blocks: list[_Block], clean: list[FloatArray]) -> list[tuple[VfF
         if count:
             groups.setdefault((vf.window, vf.fs), []).append((i, count))
     for (window, fs), items in groups.items():
-        x = np.empty((sum(c for _, c in items), window))
+        x = scratch.take("vf.windows", (sum(c for _, c in items), window))
         r = 0
         for i, c in items:
             blocks[i].segment.vf.fill_windows(clean[i], x[r:r + c])
             r += c
-        features = vf_features_many(x, fs)
+        features = vf_features_many(x, fs, scratch)
         r = 0
         for i, c in items:
             out[i] = tuple(features[r:r + c])
