@@ -48,6 +48,8 @@ class Scanned(NamedTuple):
 
     candidates: tuple[_Candidate, ...]
     at: int                      # samples the detector had seen: the block starts here
+    history: FloatArray          # (3, look-back): its QRS band, |slope| and energy after
+                                 # the block, as the detector keeps them (its last columns)
 
 
 def qrs_energy(detectors: Sequence[RPeakDetector], band: np.ndarray,
@@ -127,8 +129,10 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
             d = detectors[rows[r]]
             peak = d._n - back + c
             found[r].append(_Candidate(peak, h, max(0, peak - locate + kk - d._delay), sl))
+    # What each detector keeps after the block is the end of its row: copied here,
+    # one row at a time (a view would keep the whole pass's array alive).
     for r, i in enumerate(rows):
-        out[i] = Scanned(tuple(found[r]), detectors[i]._n)
+        out[i] = Scanned(tuple(found[r]), detectors[i]._n, ext[:, r, m:].copy())
     return out
 
 
