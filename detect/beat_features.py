@@ -278,6 +278,27 @@ def _full_medians(rings: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float3
     return out
 
 
+def _ring_medians(rings: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+    """Element-wise medians of rings of one fill (each ``(n, WINDOW)``), as
+    :meth:`BeatFeaturizer._template` computes them ring by ring: each sample's n
+    values go through the same sort (numpy sorts every 1-D slice along the axis
+    with one function, whatever the array's other axes), and the two middle ones
+    are averaged in float32. One sort call per pass of rings instead of one per beat."""
+    n = rings[0].shape[0]
+    mid = n // 2
+    out = np.empty((len(rings), WINDOW), np.float32)
+    for start in range(0, len(rings), _PASS):
+        ordered = np.stack(rings[start:start + _PASS])          # (m, n, WINDOW)
+        ordered.sort(axis=1)
+        part = out[start:start + ordered.shape[0]]
+        if n % 2:
+            part[...] = ordered[:, mid]
+        else:
+            np.add(ordered[:, mid - 1], ordered[:, mid], out=part)
+            part /= np.float32(2)
+    return out
+
+
 def _templates(beats: Sequence[PendingBeat], windows: npt.NDArray[np.float32]) -> None:
     """Each beat's template (``windows[:, 1]``) from its featurizer's previous windows,
     then admit the beat's window. In rounds: the j-th beat of every featurizer in a
@@ -299,10 +320,19 @@ def _templates(beats: Sequence[PendingBeat], windows: npt.NDArray[np.float32]) -
             full = []
         if full:
             windows[full, 1] = _full_medians([beats[k].owner._recent for k in full])
+        # The other rings (filling, or too few full ones for the network), sorted
+        # together by how many windows they hold.
+        filling: dict[int, list[int]] = {}
         for k in ks:
-            f = beats[k].owner
-            if f._n_recent < TEMPLATE_BEATS or not full:
-                windows[k, 1] = f._template(windows[k, 0])
+            n = beats[k].owner._n_recent
+            if n < TEMPLATE_BEATS or not full:
+                filling.setdefault(min(n, TEMPLATE_BEATS), []).append(k)
+        for n, group in filling.items():
+            if n == 0 or len(group) == 1:
+                for k in group:
+                    windows[k, 1] = beats[k].owner._template(windows[k, 0])
+            else:
+                windows[group, 1] = _ring_medians([beats[k].owner._recent[:n] for k in group])
         for k in ks:
             b = beats[k]
             if b.admit:
