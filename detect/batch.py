@@ -160,14 +160,14 @@ class SignalBatcher:
             bands: list[SosFilter] = [d.band_filter for d in detectors]
             y_clean, y_band = push_many(cleaners, x), push_many(bands, x)
             y_slope, y_energy = qrs_energy(detectors, y_band)
-            scans = scan_many(detectors, y_band, y_slope, y_energy)
+            scans = scan_many(detectors, y_band, y_slope, y_energy, self.scratch)
             self.calls += 4
             for k, i in enumerate(rows):
                 clean[i], band[i] = y_clean[k], y_band[k]
                 slope[i], energy[i], scanned[i] = y_slope[k], y_energy[k], scans[k]
         self.blocks += n
         vf = _vf_windows(blocks, clean, self.scratch)
-        quality = _quality_windows(blocks, clean)
+        quality = _quality_windows(blocks, clean, self.scratch)
         return [Filtered(b.pipeline, b.segment, b.samples, clean[i], band[i], slope[i], energy[i],
                          vf[i], quality[i], scanned[i])
                 for i, b in enumerate(blocks)]
@@ -200,7 +200,7 @@ def _vf_windows(blocks: list[_Block], clean: list[FloatArray],
 
 
 def _quality_windows(blocks: list[_Block], clean: list[FloatArray],
-                     ) -> list[tuple[WindowStats, ...]]:
+                     scratch: Scratch) -> list[tuple[WindowStats, ...]]:
     """Statistics of the quality windows each block completes, all windows judged
     under the same limits at the same rate in one :func:`detect.quality.assess_many`."""
     out: list[tuple[WindowStats, ...]] = [()] * len(blocks)
@@ -211,7 +211,7 @@ def _quality_windows(blocks: list[_Block], clean: list[FloatArray],
         if jobs:
             groups.setdefault((id(q.limits), q.fs), (q.limits, []))[1].append((i, jobs))
     for (_, fs), (limits, items) in groups.items():
-        stats = assess_many([job for _, jobs in items for job in jobs], fs, limits)
+        stats = assess_many([job for _, jobs in items for job in jobs], fs, limits, scratch)
         r = 0
         for i, jobs in items:
             out[i] = tuple(stats[r:r + len(jobs)])

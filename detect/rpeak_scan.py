@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage, signal
 
+from .buffers import Scratch, fresh
 from .types import FloatArray
 
 if TYPE_CHECKING:                       # rpeaks imports this module
@@ -80,7 +81,7 @@ def qrs_energy(detectors: Sequence[RPeakDetector], band: np.ndarray,
 
 
 def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: FloatArray,
-              energy: FloatArray) -> list[Scanned | None]:
+              energy: FloatArray, scratch: Scratch | None = None) -> list[Scanned | None]:
     """Each detector's candidate scan of its next block (rows of ``band`` and its
     :func:`qrs_energy` ``slope`` and ``energy``, ``(len(detectors), m)``), done
     for all :attr:`~RPeakDetector.steady` detectors of one rate in one pass;
@@ -90,6 +91,7 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
     and new block are laid side by side, and the moving maximum, the peak tests
     and each candidate's fiducial (argmax of |band|) and slope (max) are the
     same comparisons on the same values, so the candidates are identical.
+    ``scratch`` (the batched pass's) holds the working arrays when given.
     """
     k, m = band.shape
     out: list[Scanned | None] = [None] * k
@@ -102,7 +104,8 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
     if not rows:
         return out
     # Look-back then block, per detector: (3, rows, back + m).
-    ext = np.empty((3, len(rows), back + m))
+    take = fresh if scratch is None else scratch.take
+    ext = take("scan.ext", (3, len(rows), back + m))
     for r, i in enumerate(rows):
         ext[:, r, :back] = detectors[i]._hist
     whole = len(rows) == k
@@ -113,7 +116,8 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
     # back - la .. back + m - la; their +-la windows stay inside the row, so the
     # filter's edge mode never reaches them.
     c0, c1 = back - la, back + m - la
-    mx = ndimage.maximum_filter1d(mwi, size=2 * la + 1, axis=1, mode="nearest")
+    mx = ndimage.maximum_filter1d(mwi, size=2 * la + 1, axis=1, mode="nearest",
+                                  output=take("scan.max", mwi.shape))
     core = mwi[:, c0:c1]
     is_peak = (core >= mx[:, c0:c1]) & (core > mwi[:, c0 - 1:c1 - 1]) & (core > 0)
     hits_r, hits_c = np.nonzero(is_peak)

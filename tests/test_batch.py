@@ -157,10 +157,12 @@ def test_quality_statistics_of_a_batch_are_each_windows_own_to_the_last_bit():
     jobs.append((raw[0][:300], clean[0][:300], clean[1]))      # a tail after a full window
     alone = [_bits(assess_window(r, c, 250.0, DEFAULT_LIMITS, 0.4, p)) for r, c, p in jobs]
     order = np.random.default_rng(1).permutation(len(jobs))
-    for part in (order, order[:1], order[10:]):
-        stats = assess_many([jobs[i] for i in part], 250.0, DEFAULT_LIMITS)
-        assert ([_bits(verdict(st, 250.0, DEFAULT_LIMITS, 0.4)) for st in stats]
-                == [alone[i] for i in part])
+    scratch = Scratch()
+    for part in (order, order[:1], order[10:], order):
+        for given in (None, scratch):
+            stats = assess_many([jobs[i] for i in part], 250.0, DEFAULT_LIMITS, given)
+            assert ([_bits(verdict(st, 250.0, DEFAULT_LIMITS, 0.4)) for st in stats]
+                    == [alone[i] for i in part])
     reasons = {assess_window(r, c, 250.0, DEFAULT_LIMITS, 0.4, p).reason for r, c, p in jobs}
     assert {"flat", "sqi"} <= reasons
 
