@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from detect.beat_features import (CHANNELS, RR_FEATURES, TEMPLATE_ADMIT, TEMPLATE_BEATS,
@@ -223,11 +224,17 @@ def test_filling_ring_medians_sorted_together_are_each_rings_own_to_the_last_bit
                 assert got[k].tobytes() == np.median(r, axis=0).astype(np.float32).tobytes()
 
 
-def test_featurizing_many_featurizers_at_once_gives_each_beat_its_own_bits():
+@pytest.mark.parametrize("rows", [256, 7])
+def test_featurizing_many_featurizers_at_once_gives_each_beat_its_own_bits(rows, monkeypatch):
     """The service's path: every device's pending beats of a tick in one featurize
-    (several beats of one featurizer in one call, rings full and filling) against
-    each featurizer alone with push."""
+    (several beats of one featurizer in one call, rings full and filling; in passes
+    of ``rows`` beats, working arrays reused from call to call) against each
+    featurizer alone with push."""
+    from detect import beat_features
     from detect.beat_features import featurize
+    from detect.buffers import Scratch
+    monkeypatch.setattr(beat_features, "_ROWS", rows)
+    scratch = Scratch()
     records = [_record(seed) for seed in range(10)]      # >= _NETWORK_FROM: the network runs
     alone = [_whole(x, beats) for x, beats in records]
     many = [BeatFeaturizer() for _ in records]
@@ -241,7 +248,7 @@ def test_featurizing_many_featurizers_at_once_gives_each_beat_its_own_bits():
                 pending += many[k].push_pending(x[end - step:end], new)
         if end >= 40 * FS:
             pending += [p for f in many for p in f.flush_pending()]
-        windows, rr = featurize(pending)
+        windows, rr = featurize(pending, scratch)
         for p, w, r in zip(pending, windows, rr):
             got[many.index(p.owner)].append((p.index, w, r))
     for k, ref in enumerate(alone):
