@@ -303,21 +303,23 @@ def _ring_medians(rings: list[npt.NDArray[np.float32]],
     """Element-wise medians of rings of one fill (each ``(n, WINDOW)``), as
     :meth:`BeatFeaturizer._template` computes them ring by ring: each sample's n
     values go through the same sort (numpy sorts every 1-D slice along the axis
-    with one function, whatever the array's other axes), and the two middle ones
-    are averaged in float32. One sort call per pass of rings instead of one per beat."""
+    with one function; here the slices lie contiguous, ``(rings, WINDOW, n)``, so
+    none is copied to a buffer first), and the two middle ones are averaged in
+    float32. One sort call per pass of rings instead of one per beat."""
     n = rings[0].shape[0]
     mid = n // 2
     out = np.empty((len(rings), WINDOW), np.float32)
     for start in range(0, len(rings), _PASS):
         group = rings[start:start + _PASS]
-        ordered = np.stack(group, out=take("beat.rings", (len(group), n, WINDOW),
-                                           np.float32))          # (m, n, WINDOW)
-        ordered.sort(axis=1)
-        part = out[start:start + ordered.shape[0]]
+        ordered = take("beat.rings", (len(group), WINDOW, n), np.float32)
+        for j, ring in enumerate(group):
+            ordered[j] = ring.T
+        ordered.sort(axis=2)
+        part = out[start:start + len(group)]
         if n % 2:
-            part[...] = ordered[:, mid]
+            part[...] = ordered[:, :, mid]
         else:
-            np.add(ordered[:, mid - 1], ordered[:, mid], out=part)
+            np.add(ordered[:, :, mid - 1], ordered[:, :, mid], out=part)
             part /= np.float32(2)
     return out
 
@@ -421,6 +423,9 @@ class BeatFeaturizer:
         self._beats: deque[int] = deque()
         self._prev: int | None = None        # R index before the oldest pending beat
         self._rrs: deque[float] = deque(maxlen=LOCAL_BEATS)
+        # |successive differences| of _rrs, oldest first, kept along with it
+        # (_irregularity's median reads them every beat).
+        self._steps: list[float] = []
         self._upper_rrs: deque[float] = deque(maxlen=UPPER_BEATS)
         self._long: float | None = None
         self._n_rr = 0
@@ -506,6 +511,10 @@ class BeatFeaturizer:
               pre_v / long, local / long, irregularity, upper, pre_v / upper, share)
         if pre is not None:
             self._note_lags(pre)
+            if rrs:
+                if len(rrs) == LOCAL_BEATS:
+                    del self._steps[0]         # its older interval leaves with rrs' oldest
+                self._steps.append(abs(pre - rrs[-1]))
             rrs.append(pre)
             self._upper_rrs.append(pre)
             # Running mean over the first LONG_BEATS intervals, then exponential.
@@ -556,18 +565,20 @@ class BeatFeaturizer:
         smoothed towards 1/2 while there are few ((k + 1/2) / (n + 1))."""
         seen = self._n_rr
         best = 1.0
-        for j, lag in enumerate(SHARE_LAGS):
-            n = min(max(seen - lag, 0), SHARE_BEATS)
-            best = min(best, (self._differs[j].bit_count() + 0.5) / (n + 1))
+        for differs, lag in zip(self._differs, SHARE_LAGS):
+            n = seen - lag
+            n = 0 if n < 0 else SHARE_BEATS if n > SHARE_BEATS else n
+            share = (differs.bit_count() + 0.5) / (n + 1)
+            if share < best:
+                best = share
         return best
 
     def _irregularity(self, local: float) -> float:
         """Median absolute successive difference of the recent RR intervals over their mean."""
-        rrs = list(self._rrs)
-        if len(rrs) < 3:
+        if len(self._rrs) < 3:
             return _DEFAULT_IRREGULARITY
         # Plain Python: for nine numbers numpy's call overhead costs more than the work.
-        steps = sorted(abs(b - a) for a, b in zip(rrs, rrs[1:]))
+        steps = sorted(self._steps)
         m = len(steps) // 2
         med = steps[m] if len(steps) % 2 else 0.5 * (steps[m - 1] + steps[m])
         return max(med / local, _MIN_IRREGULARITY)
