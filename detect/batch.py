@@ -34,10 +34,13 @@ each window's features and statistics, to the last bit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .buffers import Scratch
 from .filters import SosFilter, push_many
@@ -46,8 +49,10 @@ from .quality_stats import WindowStats
 from .rpeaks import Scanned, qrs_energy, scan_many
 from .types import FloatArray
 from .vf import VfFeatures, vf_features_many
+from .wide_complex import half_window, qrs_widths_many
 
 _EMPTY = np.zeros(0)
+_NO_WIDTHS: Mapping[int, float] = MappingProxyType({})
 # Blocks analysed together at most: enough to spread numpy's per-call cost
 # thin, few enough that one pass's temporary arrays stay in the caches and in
 # memory malloc reuses. In one pass over 1,000 devices the temporaries took 6
@@ -74,6 +79,7 @@ class Filtered:
     vf: tuple[VfFeatures, ...]   # features of the VF windows the block completes
     quality: tuple[WindowStats, ...]   # statistics of the quality windows it completes
     scanned: Scanned | None      # the R-peak candidate scan (None: the detector scans)
+    widths: Mapping[int, float]  # QRS widths of the scan's candidates (stream index -> ms)
 
     def resume(self) -> "PipelineResult":
         """Finish this block's analysis (``DevicePipeline.resume``)."""
@@ -168,8 +174,9 @@ class SignalBatcher:
         self.blocks += n
         vf = _vf_windows(blocks, clean, self.scratch)
         quality = _quality_windows(blocks, clean, self.scratch)
+        widths = _candidate_widths(blocks, clean, scanned, self.scratch)
         return [Filtered(b.pipeline, b.segment, b.samples, clean[i], band[i], slope[i], energy[i],
-                         vf[i], quality[i], scanned[i])
+                         vf[i], quality[i], scanned[i], widths[i])
                 for i, b in enumerate(blocks)]
 
 
@@ -196,6 +203,53 @@ def _vf_windows(blocks: list[_Block], clean: list[FloatArray],
         for i, c in items:
             out[i] = tuple(features[r:r + c])
             r += c
+    return out
+
+
+def _candidate_widths(blocks: list[_Block], clean: list[FloatArray],
+                      scanned: list[Scanned | None], scratch: Scratch) -> list[Mapping[int, float]]:
+    """QRS widths (:func:`detect.wide_complex.qrs_widths_many`) of the R-peak candidates
+    each block's scan found, all of one rate in one call; the wide-complex tracker
+    takes a beat's width from here instead of measuring it alone (every beat is a
+    candidate's fiducial). A candidate whose +-``half`` samples lie neither in the
+    block nor in the last ``4 * half`` samples of its segment's history (a
+    segment's first moments) is left to the tracker, as are unscanned blocks."""
+    out: list[Mapping[int, float]] = [_NO_WIDTHS] * len(blocks)
+    groups: dict[tuple[float, int], list[int]] = {}
+    for i, b in enumerate(blocks):
+        found = scanned[i]
+        if found is not None and found.candidates:
+            groups.setdefault((b.segment.detector.fs, clean[i].size), []).append(i)
+    for (fs, m), items in groups.items():
+        half = half_window(fs)
+        tail = 4 * half
+        span = 2 * half + 1
+        ext = scratch.take("qrs.ext", (len(items), tail + m))
+        rows: list[int] = []
+        cols: list[int] = []
+        owners: list[tuple[int, int]] = []          # (block, stream index) per candidate
+        for r, i in enumerate(items):
+            seg = blocks[i].segment
+            hist = seg.history
+            if hist.n < tail:
+                continue
+            ext[r, :tail] = hist.view(hist.end - tail, hist.end)
+            ext[r, tail:] = clean[i]
+            first = hist.end - tail                     # stream index of ext[r, 0]
+            for c in scanned[i].candidates:             # type: ignore[union-attr]
+                index = seg.offset + c.r
+                lo = index - half - first
+                if lo >= 0 and lo + span <= tail + m:
+                    rows.append(r)
+                    cols.append(lo)
+                    owners.append((i, index))
+        if not rows:
+            continue
+        windows = sliding_window_view(ext, span, axis=1)[rows, cols]
+        for (i, index), width in zip(owners, qrs_widths_many(windows, half, fs)):
+            if out[i] is _NO_WIDTHS:
+                out[i] = {}
+            out[i][index] = width                       # type: ignore[index]
     return out
 
 
