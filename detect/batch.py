@@ -198,7 +198,7 @@ def _vf_windows(blocks: list[_Block], clean: list[FloatArray],
         for i, c in items:
             blocks[i].segment.vf.fill_windows(clean[i], x[r:r + c])
             r += c
-        features = vf_features_many(x, fs, scratch)
+        features = vf_features_many(x, fs, scratch, overwrite=True)
         r = 0
         for i, c in items:
             out[i] = tuple(features[r:r + c])

@@ -11,6 +11,7 @@ tracker all read. :class:`Scratch` holds the batched pass's temporaries.
 from __future__ import annotations
 
 import math
+import mmap
 
 import numpy as np
 
@@ -109,10 +110,12 @@ class Scratch:
     writes into the same pages every tick instead. Their size is bounded by
     the pass (``detect.batch.ROWS`` rows), not by the fleet.
 
-    :meth:`take` returns a C-contiguous array of the shape asked for, with
+    :meth:`take` returns a C-contiguous array of the shape and dtype asked for, with
     whatever the last user left in it (as ``np.empty``); an array stays valid
-    until the next :meth:`take` of the same name. Not thread-safe: one per
-    batched pass, like the :class:`detect.batch.SignalBatcher` that owns it.
+    until the next :meth:`take` of the same name. A name holds bytes, so one
+    name can serve arrays of different dtypes whose lives do not overlap. Not
+    thread-safe: one per batched pass, like the :class:`detect.batch.SignalBatcher`
+    that owns it.
     """
 
     __slots__ = ("_arrays",)
@@ -121,14 +124,16 @@ class Scratch:
         self._arrays: dict[str, np.ndarray] = {}
 
     def take(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
-        """A working array ``name`` of ``shape`` (grown, never shrunk, as needed)."""
-        size = math.prod(shape)
+        """A working array ``name`` of ``shape`` (its memory grown, never shrunk, as needed)."""
+        dt = np.dtype(dtype)
+        size = math.prod(shape) * dt.itemsize
         buf = self._arrays.get(name)
-        if buf is None or buf.size < size or buf.dtype != dtype:
-            buf = np.empty(max(size, 0 if buf is None or buf.dtype != dtype else buf.size),
-                           dtype)
+        if buf is None or buf.size < size:
+            # A mapping of its own, page-aligned, outside the heap: the heap's free
+            # chunks stay for the small objects that come and go.
+            buf = np.frombuffer(mmap.mmap(-1, max(size, 1)), np.uint8)
             self._arrays[name] = buf
-        return buf[:size].reshape(shape)
+        return buf[:size].view(dt).reshape(shape)
 
     @property
     def nbytes(self) -> int:

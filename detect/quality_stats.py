@@ -124,10 +124,10 @@ def _steady(raw: FloatArray, tol_mv: float, tol_rel: float,
     """Per row, False + (step i within tolerance of the level) + False: ``(k, n + 1)``."""
     k, n = raw.shape
     later = raw[:, 1:]
-    tolerance = np.abs(later, out=take("q.tolerance", (k, n - 1)))
+    tolerance = np.abs(later, out=take("q.a", (k, n - 1)))
     tolerance *= tol_rel
     tolerance += tol_mv
-    step = np.subtract(later, raw[:, :-1], out=take("q.step", (k, n - 1)))
+    step = np.subtract(later, raw[:, :-1], out=take("q.b", (k, n - 1)))
     np.abs(step, out=step)
     padded = take("q.steady", (k, n + 1), np.bool_)
     padded[:, 0] = padded[:, -1] = False
@@ -160,16 +160,17 @@ def window_stats_many(raw: FloatArray, clean: FloatArray, span: FloatArray, fs: 
     if k == 0:
         return []
     take = buffers.fresh if scratch is None else scratch.take
+    # Working arrays by name: q.a and q.b hold one quantity after another.
     p_lo, p_hi = (v.tolist() for v in percentiles_rows(raw, RAW_PERCENTS,
-                                                         take("q.work", (k, n))))
+                                                         take("q.a", (k, n))))
     padded = _steady(raw, tol_mv, tol_rel, take)
     rows, cols = np.nonzero(padded[:, 1:] != padded[:, :-1])
     longest = np.ones(k, dtype=np.intp)
     # Each row's edges alternate start, stop: a row starts and ends unsteady.
     np.maximum.at(longest, rows[::2], cols[1::2] - cols[::2] + 1)
-    centred = np.subtract(clean, (clean.sum(axis=1) / n)[:, None], out=take("q.work", (k, n)))
+    centred = np.subtract(clean, (clean.sum(axis=1) / n)[:, None], out=take("q.a", (k, n)))
     ptp = clean.max(axis=1) - clean.min(axis=1)
-    sq = np.multiply(centred, centred, out=take("q.square", (k, n)))
+    sq = np.multiply(centred, centred, out=take("q.b", (k, n)))
     rms = np.sqrt(sq.sum(axis=1) / n)
     # Fourth powers as squares of squares: numpy's ``** 4`` calls pow() per element,
     # which took a fifth of this function. The two differ by at most 2 ulp per

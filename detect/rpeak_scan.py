@@ -50,7 +50,7 @@ class Scanned(NamedTuple):
     candidates: tuple[_Candidate, ...]
     at: int                      # samples the detector had seen: the block starts here
     history: FloatArray          # (3, look-back): its QRS band, |slope| and energy after
-                                 # the block, as the detector keeps them (its last columns)
+                                 # the block (its last columns), for the detector to copy
 
 
 def qrs_energy(detectors: Sequence[RPeakDetector], band: np.ndarray,
@@ -133,10 +133,13 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
             d = detectors[rows[r]]
             peak = d._n - back + c
             found[r].append(_Candidate(peak, h, max(0, peak - locate + kk - d._delay), sl))
-    # What each detector keeps after the block is the end of its row: copied here,
-    # one row at a time (a view would keep the whole pass's array alive).
+    # What each detector keeps after the block is the end of its row, laid out as
+    # (detector, 3, look-back) in one fresh array (not the working one: the
+    # detectors copy their rows when they resume, after every pass of the tick).
+    after = np.empty((len(rows), 3, back))
+    after[...] = ext[:, :, m:].transpose(1, 0, 2)
     for r, i in enumerate(rows):
-        out[i] = Scanned(tuple(found[r]), detectors[i]._n, ext[:, r, m:].copy())
+        out[i] = Scanned(tuple(found[r]), detectors[i]._n, after[r])
     return out
 
 

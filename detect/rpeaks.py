@@ -206,8 +206,9 @@ class RPeakDetector:
             raise ValueError(f"A batched R-peak scan's look-back has shape "
                              f"{scanned.history.shape}, not (3, {back}).")
         # The look-back and the block side by side, less the first m columns: the
-        # scan laid them out so and copied that end (no stack per device here).
-        self._hist = scanned.history
+        # scan laid them out so; copied into this detector's own array (no stack
+        # per device, nothing new allocated).
+        self._hist[...] = scanned.history
         self._n += m
         self._next_cand = self._n - self._la
         self._start = self._n - back

@@ -108,8 +108,8 @@ def _rows_by(keys: list[int]) -> dict[int, list[int]]:
     return groups
 
 
-def vf_features_many(windows: FloatArray, fs: float,
-                     scratch: buffers.Scratch | None = None) -> list[VfFeatures]:
+def vf_features_many(windows: FloatArray, fs: float, scratch: buffers.Scratch | None = None,
+                     overwrite: bool = False) -> list[VfFeatures]:
     """:func:`vf_features` of every row of ``windows`` (``(k, n)``), in one pass.
 
     Many devices' windows end in the same processing tick (detect/batch.py);
@@ -126,7 +126,9 @@ def vf_features_many(windows: FloatArray, fs: float,
     np.mean, slices instead of boolean frequency masks, the spectrum's
     magnitude only up to 40 Hz (no feature reads beyond). With ``scratch``
     (the batched pass's) the working arrays are its, reused every tick, not
-    fresh ones: the same operations write the same values into them.
+    fresh ones: the same operations write the same values into them; with
+    ``overwrite`` the windows themselves (a float64 C-ordered array) are centred
+    in place, as in a copy.
     """
     x = np.asarray(windows, dtype=np.float64)
     if x.ndim != 2:
@@ -136,7 +138,11 @@ def vf_features_many(windows: FloatArray, fs: float,
     if k == 0:
         return []
     take = buffers.fresh if scratch is None else scratch.take
-    x = np.subtract(x, (x.sum(axis=1) / n)[:, None], out=take("vf.x", (k, n)))
+    means = (x.sum(axis=1) / n)[:, None]
+    if overwrite and x is windows and x.flags.c_contiguous:
+        x -= means
+    else:
+        x = np.subtract(x, means, out=take("vf.x", (k, n)))
     c = _window_constants(n, float(fs))
     lo_p, hi_p = _percentiles_5_95_rows(x, c, take("vf.work", (k, n)))
     amplitude = (hi_p - lo_p).tolist()
@@ -152,7 +158,7 @@ def vf_features_many(windows: FloatArray, fs: float,
         if not 0 < half < n:
             continue
         kg = len(rows)
-        s = take("vf.shift", (kg, n - half))
+        s = take("vf.spectrum", (kg, n - half))      # free until the spectrum
         if kg == k:
             axg, xg = ax, x
         else:
@@ -170,7 +176,7 @@ def vf_features_many(windows: FloatArray, fs: float,
     tx = np.multiply(x, c.taper, out=take("vf.work", (k, n)))
     np.abs(tx, out=tx)
     peaks = tx.max(axis=1)
-    over = np.greater(tx, (0.2 * peaks)[:, None], out=take("vf.over", (k, n), np.bool_))
+    over = np.greater(tx, (0.2 * peaks)[:, None], out=take("vf.abs", (k, n), np.bool_))
     above = np.count_nonzero(over, axis=1).tolist()
     tcsc = [100.0 * float(a) / n if p > 0 else 0.0 for a, p in zip(above, peaks.tolist())]
     s0, s1 = c.search

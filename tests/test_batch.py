@@ -147,6 +147,9 @@ def test_vf_features_of_a_batch_are_each_windows_own_to_the_last_bit():
         assert [_bits(f) for f in vf_features_many(x[part], 250.0)] == [alone[i] for i in part]
         assert ([_bits(f) for f in vf_features_many(x[part], 250.0, scratch)]
                 == [alone[i] for i in part])
+        windows = x[part]                # the batched pass's way: centred in place
+        assert ([_bits(f) for f in vf_features_many(windows, 250.0, scratch, overwrite=True)]
+                == [alone[i] for i in part])
     assert vf_features_many(np.zeros((0, 1000)), 250.0) == []
 
 

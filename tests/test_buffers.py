@@ -49,6 +49,8 @@ def test_scratch_reuses_one_array_per_name_and_grows_it_only_when_asked_for_more
     assert not np.shares_memory(s.take("y", (4, 10)), a)      # another name, another array
     c = s.take("x", (8, 10))                  # larger: a new array, kept from now on
     assert not np.shares_memory(a, c) and np.shares_memory(c, s.take("x", (2, 5)))
-    flags = s.take("x", (8, 10), np.bool_)    # another dtype under the name: a new array
-    assert flags.dtype == np.bool_ and flags.shape == (8, 10)
-    assert s.nbytes == 80 + 40 * 8
+    flags = s.take("x", (8, 10), np.bool_)    # another dtype that fits: the same memory
+    assert flags.dtype == np.bool_ and flags.shape == (8, 10) and np.shares_memory(flags, c)
+    z = s.take("x", (3, 5), np.complex128)
+    assert z.flags.aligned and z.flags.c_contiguous and np.shares_memory(z, c)
+    assert s.nbytes == 80 * 8 + 40 * 8
