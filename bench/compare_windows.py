@@ -9,7 +9,8 @@ computes every VF window's features (4 s, hop 1 s) and every quality
 window's assessment (2 s, with its predecessor for the spectrum) with both
 packages: one window at a time at the base, and in this checkout both one at
 a time and batched (``vf_features_many``, ``assess_many``) over windows of
-many records mixed together, as the batched service step computes them.
+many records mixed together, as the batched service step computes them (also
+in passes of ``detect.batch.ROWS`` windows with reused working arrays).
 Prints how many differ: 0 for a change meant to leave them alone. VF features
 must agree in every bit; quality assessments too, except the kurtosis and the
 unrounded score, which may differ in their last bits from commits before the
@@ -34,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from detect import quality, vf  # noqa: E402
+from detect.batch import ROWS  # noqa: E402
+from detect.buffers import Scratch  # noqa: E402
 from detect.filters import CleaningFilter  # noqa: E402
 from detect.resample import Resampler  # noqa: E402
 from ecgwatch.evaluation.records import data_dir, list_records, read_signal  # noqa: E402
@@ -88,7 +91,18 @@ def compare_vf(base, sigs, rng) -> tuple[int, int]:
     for part in np.array_split(order, max(1, len(wins) // 700)):
         for i, f in zip(part, vf.vf_features_many(np.stack([wins[i] for i in part]), FS)):
             batched[i] = f
-    differ = sum(not (same(o, a) and same(o, b)) for o, a, b in zip(old, alone, batched))
+    # As the service's batched pass: passes of detect.batch.ROWS windows, working
+    # arrays reused from pass to pass.
+    scratch, reused = Scratch(), [None] * len(wins)
+    for lo in range(0, len(wins), ROWS):
+        part = order[lo:lo + ROWS]
+        windows = scratch.take("vf.windows", (len(part), window))
+        for r, i in enumerate(part):
+            windows[r] = wins[i]
+        for i, f in zip(part, vf.vf_features_many(windows, FS, scratch, overwrite=True)):
+            reused[i] = f
+    differ = sum(not (same(o, a) and same(o, b) and same(o, c))
+                 for o, a, b, c in zip(old, alone, batched, reused))
     return len(wins), differ
 
 
@@ -111,8 +125,15 @@ def compare_quality(base, sigs, rng) -> tuple[int, int]:
                                     FS, limits)
         for i, s in zip(part, stats):
             batched[i] = quality.verdict(s, FS, limits, jobs[i][3])
-    differ = sum(not (same_verdict(o, a) and same_verdict(o, b))
-                 for o, a, b in zip(old, alone, batched))
+    scratch, reused = Scratch(), [None] * len(jobs)      # as the service's passes
+    for lo in range(0, len(jobs), ROWS):
+        part = order[lo:lo + ROWS]
+        stats = quality.assess_many([(jobs[i][0], jobs[i][1], jobs[i][2]) for i in part],
+                                    FS, limits, scratch)
+        for i, s in zip(part, stats):
+            reused[i] = quality.verdict(s, FS, limits, jobs[i][3])
+    differ = sum(not (same_verdict(o, a) and same_verdict(o, b) and same(a, c))
+                 for o, a, b, c in zip(old, alone, batched, reused))
     reasons: dict[str, int] = {}
     for o in old:
         reasons[o.reason] = reasons.get(o.reason, 0) + 1

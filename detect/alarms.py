@@ -129,6 +129,8 @@ class AlarmManager:
 
     def active(self) -> tuple[ActiveAlarm, ...]:
         """Open episodes (including those waiting to clear), most urgent first."""
+        if not self._episodes:                # most devices, most of the time
+            return ()
         items = sorted(self._episodes.items(),
                        key=lambda kv: (_PRIORITY_ORDER[kv[0].priority], kv[1].onset_index,
                                        kv[0].value))
@@ -138,7 +140,8 @@ class AlarmManager:
 
     def _advance(self, index: int) -> list[AlarmTransition]:
         """Clear every episode whose clearing time has come by ``index``."""
-        self._now = max(self._now, int(index))
+        if index > self._now:
+            self._now = int(index)
         if not self._episodes:
             return []
         due = sorted((ep.clear_at, c.value, c) for c, ep in self._episodes.items()

@@ -34,19 +34,25 @@ each window's features and statistics, to the last bit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
+from .buffers import Scratch
 from .filters import SosFilter, push_many
 from .quality import assess_many
 from .quality_stats import WindowStats
 from .rpeaks import Scanned, qrs_energy, scan_many
 from .types import FloatArray
 from .vf import VfFeatures, vf_features_many
+from .wide_complex import half_window, qrs_widths_many
 
 _EMPTY = np.zeros(0)
+_NO_WIDTHS: Mapping[int, float] = MappingProxyType({})
 # Blocks analysed together at most: enough to spread numpy's per-call cost
 # thin, few enough that one pass's temporary arrays stay in the caches and in
 # memory malloc reuses. In one pass over 1,000 devices the temporaries took 6
@@ -73,6 +79,7 @@ class Filtered:
     vf: tuple[VfFeatures, ...]   # features of the VF windows the block completes
     quality: tuple[WindowStats, ...]   # statistics of the quality windows it completes
     scanned: Scanned | None      # the R-peak candidate scan (None: the detector scans)
+    widths: Mapping[int, float]  # QRS widths of the scan's candidates (stream index -> ms)
 
     def resume(self) -> "PipelineResult":
         """Finish this block's analysis (``DevicePipeline.resume``)."""
@@ -97,6 +104,8 @@ class SignalBatcher:
         self.runs = 0                            # batched passes made
         self.calls = 0                           # filter calls made (4 per group)
         self.blocks = 0                          # blocks filtered, batched or alone
+        # The passes' working arrays, reused every tick (no page faults per pass).
+        self.scratch = Scratch()
 
     @property
     def pending(self) -> int:
@@ -157,19 +166,22 @@ class SignalBatcher:
             bands: list[SosFilter] = [d.band_filter for d in detectors]
             y_clean, y_band = push_many(cleaners, x), push_many(bands, x)
             y_slope, y_energy = qrs_energy(detectors, y_band)
-            scans = scan_many(detectors, y_band, y_slope, y_energy)
+            scans = scan_many(detectors, y_band, y_slope, y_energy, self.scratch)
             self.calls += 4
             for k, i in enumerate(rows):
                 clean[i], band[i] = y_clean[k], y_band[k]
                 slope[i], energy[i], scanned[i] = y_slope[k], y_energy[k], scans[k]
         self.blocks += n
-        vf, quality = _vf_windows(blocks, clean), _quality_windows(blocks, clean)
+        vf = _vf_windows(blocks, clean, self.scratch)
+        quality = _quality_windows(blocks, clean, self.scratch)
+        widths = _candidate_widths(blocks, clean, scanned, self.scratch)
         return [Filtered(b.pipeline, b.segment, b.samples, clean[i], band[i], slope[i], energy[i],
-                         vf[i], quality[i], scanned[i])
+                         vf[i], quality[i], scanned[i], widths[i])
                 for i, b in enumerate(blocks)]
 
 
-def _vf_windows(blocks: list[_Block], clean: list[FloatArray]) -> list[tuple[VfFeatures, ...]]:
+def _vf_windows(blocks: list[_Block], clean: list[FloatArray],
+                scratch: Scratch) -> list[tuple[VfFeatures, ...]]:
     """Features of the VF windows each block completes, all windows of one length
     and rate in one :func:`detect.vf.vf_features_many` call (with 1 s chunks every
     device in steady state completes one window per tick)."""
@@ -181,12 +193,12 @@ def _vf_windows(blocks: list[_Block], clean: list[FloatArray]) -> list[tuple[VfF
         if count:
             groups.setdefault((vf.window, vf.fs), []).append((i, count))
     for (window, fs), items in groups.items():
-        x = np.empty((sum(c for _, c in items), window))
+        x = scratch.take("vf.windows", (sum(c for _, c in items), window))
         r = 0
         for i, c in items:
             blocks[i].segment.vf.fill_windows(clean[i], x[r:r + c])
             r += c
-        features = vf_features_many(x, fs)
+        features = vf_features_many(x, fs, scratch, overwrite=True)
         r = 0
         for i, c in items:
             out[i] = tuple(features[r:r + c])
@@ -194,8 +206,55 @@ def _vf_windows(blocks: list[_Block], clean: list[FloatArray]) -> list[tuple[VfF
     return out
 
 
+def _candidate_widths(blocks: list[_Block], clean: list[FloatArray],
+                      scanned: list[Scanned | None], scratch: Scratch) -> list[Mapping[int, float]]:
+    """QRS widths (:func:`detect.wide_complex.qrs_widths_many`) of the R-peak candidates
+    each block's scan found, all of one rate in one call; the wide-complex tracker
+    takes a beat's width from here instead of measuring it alone (every beat is a
+    candidate's fiducial). A candidate whose +-``half`` samples lie neither in the
+    block nor in the last ``4 * half`` samples of its segment's history (a
+    segment's first moments) is left to the tracker, as are unscanned blocks."""
+    out: list[Mapping[int, float]] = [_NO_WIDTHS] * len(blocks)
+    groups: dict[tuple[float, int], list[int]] = {}
+    for i, b in enumerate(blocks):
+        found = scanned[i]
+        if found is not None and found.candidates:
+            groups.setdefault((b.segment.detector.fs, clean[i].size), []).append(i)
+    for (fs, m), items in groups.items():
+        half = half_window(fs)
+        tail = 4 * half
+        span = 2 * half + 1
+        ext = scratch.take("qrs.ext", (len(items), tail + m))
+        rows: list[int] = []
+        cols: list[int] = []
+        owners: list[tuple[int, int]] = []          # (block, stream index) per candidate
+        for r, i in enumerate(items):
+            seg = blocks[i].segment
+            hist = seg.history
+            if hist.n < tail:
+                continue
+            ext[r, :tail] = hist.view(hist.end - tail, hist.end)
+            ext[r, tail:] = clean[i]
+            first = hist.end - tail                     # stream index of ext[r, 0]
+            for c in scanned[i].candidates:             # type: ignore[union-attr]
+                index = seg.offset + c.r
+                lo = index - half - first
+                if lo >= 0 and lo + span <= tail + m:
+                    rows.append(r)
+                    cols.append(lo)
+                    owners.append((i, index))
+        if not rows:
+            continue
+        windows = sliding_window_view(ext, span, axis=1)[rows, cols]
+        for (i, index), width in zip(owners, qrs_widths_many(windows, half, fs)):
+            if out[i] is _NO_WIDTHS:
+                out[i] = {}
+            out[i][index] = width                       # type: ignore[index]
+    return out
+
+
 def _quality_windows(blocks: list[_Block], clean: list[FloatArray],
-                     ) -> list[tuple[WindowStats, ...]]:
+                     scratch: Scratch) -> list[tuple[WindowStats, ...]]:
     """Statistics of the quality windows each block completes, all windows judged
     under the same limits at the same rate in one :func:`detect.quality.assess_many`."""
     out: list[tuple[WindowStats, ...]] = [()] * len(blocks)
@@ -206,7 +265,7 @@ def _quality_windows(blocks: list[_Block], clean: list[FloatArray],
         if jobs:
             groups.setdefault((id(q.limits), q.fs), (q.limits, []))[1].append((i, jobs))
     for (_, fs), (limits, items) in groups.items():
-        stats = assess_many([job for _, jobs in items for job in jobs], fs, limits)
+        stats = assess_many([job for _, jobs in items for job in jobs], fs, limits, scratch)
         r = 0
         for i, jobs in items:
             out[i] = tuple(stats[r:r + len(jobs)])

@@ -59,7 +59,7 @@ A beat is emitted once its window is complete and the next beat is known
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,7 +178,7 @@ _MID = (WINDOW // 2 - 1, WINDOW // 2)    # the two middle order statistics of a 
 _CORE = slice(WINDOW_BEFORE - 5, WINDOW_BEFORE + 6)
 
 
-def featurize(beats: Sequence[PendingBeat]
+def featurize(beats: Sequence[PendingBeat], scratch: buffers.Scratch | None = None,
               ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """The model's inputs for ``beats``: ``window`` (n, CHANNELS, WINDOW), ``rr`` (n, 11).
 
@@ -186,18 +186,34 @@ def featurize(beats: Sequence[PendingBeat]
     in the order it emitted them, and every beat is featurized exactly once
     (it advances its featurizer's amplitude history and template). Each row
     has the bits that featurizing its beat alone gives: the same operations
-    per element, on rows of stacked arrays.
+    per element, on rows of stacked arrays, in passes of :data:`_ROWS` beats
+    (in ``scratch``'s working arrays when given: the beat model's batcher's,
+    reused every tick, so the passes fault no fresh pages in).
     """
     n = len(beats)
     windows = np.empty((n, CHANNELS, WINDOW), np.float32)
     if n == 0:
         return windows, np.zeros((0, len(RR_FEATURES)), np.float32)
-    x = np.empty((n, WINDOW))
+    take = buffers.fresh if scratch is None else scratch.take
+    for start in range(0, n, _ROWS):
+        _normalise(beats[start:start + _ROWS], windows[start:start + _ROWS, 0], take)
+    _templates(beats, windows, scratch)
+    return windows, np.array([b.rr for b in beats], dtype=np.float32)
+
+
+def _normalise(beats: Sequence[PendingBeat], out: npt.NDArray[np.float32],
+               take: Callable[..., np.ndarray]) -> None:
+    """Each beat's window less its median, over its featurizer's running amplitude, into
+    the rows of ``out`` (float32); advances the featurizers' amplitude histories."""
+    n = len(beats)
+    x = take("beat.x", (n, WINDOW))
     for k, b in enumerate(beats):
         x[k] = b.seg
     # Baseline: the window's median (np.median's value: the mean of the two middle
     # order statistics), subtracted per row.
-    part = np.partition(x, _MID, axis=1)
+    part = take("beat.part", (n, WINDOW))
+    part[...] = x                                      # np.partition's copy
+    part.partition(_MID, axis=1)
     x -= (0.5 * (part[:, _MID[0]] + part[:, _MID[1]]))[:, None]
     core = x[:, _CORE]
     hi, lo = core.max(axis=1), -core.min(axis=1)
@@ -217,9 +233,7 @@ def featurize(beats: Sequence[PendingBeat]
         history.append(amp)
         div[k] = max(scale, 1e-3)
     x /= np.array(div)[:, None]
-    windows[:, 0] = x                                  # the float32 cast of astype
-    _templates(beats, windows)
-    return windows, np.array([b.rr for b in beats], dtype=np.float32)
+    out[...] = x                                       # the float32 cast of astype
 
 
 def _median_network(n: int, *outputs: int) -> tuple[tuple[int, int], ...]:
@@ -250,10 +264,14 @@ _NETWORK = _median_network(TEMPLATE_BEATS, *_MIDDLE)
 # Full rings whose medians one network pass computes: (16, 64, 160) float32 stays
 # in the caches (passes of 64 took 5.4 us per ring, of 1,000 7.4, np.sort 10-13).
 _PASS = 64
+# Beats whose windows one pass of featurize normalises: (256, 160) float64 per
+# working array, bounded however many beats a tick brings.
+_ROWS = 256
 _NETWORK_FROM = 8           # full rings in a round from which the network pays
 
 
-def _full_medians(rings: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+def _full_medians(rings: list[npt.NDArray[np.float32]],
+                  take: Callable[..., np.ndarray] = buffers.fresh) -> npt.NDArray[np.float32]:
     """Element-wise medians of full template rings (each (TEMPLATE_BEATS, WINDOW)).
 
     The two middle order statistics come out of a sorting network run on all
@@ -265,9 +283,11 @@ def _full_medians(rings: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float3
     out = np.empty((len(rings), WINDOW), np.float32)
     lo, hi = _MIDDLE
     for start in range(0, len(rings), _PASS):
-        stacked = np.stack(rings[start:start + _PASS], axis=1)   # (16, m, WINDOW)
-        s = list(stacked)
-        spare = np.empty_like(s[0])
+        group = rings[start:start + _PASS]
+        stacked = np.stack(group, axis=1, out=take("beat.rings", (TEMPLATE_BEATS, len(group),
+                                                                  WINDOW), np.float32))
+        s = list(stacked)                                         # (16, m, WINDOW)
+        spare = take("beat.spare", s[0].shape, np.float32)
         for i, j in _NETWORK:
             a, b = s[i], s[j]
             np.minimum(a, b, out=spare)
@@ -278,11 +298,40 @@ def _full_medians(rings: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float3
     return out
 
 
-def _templates(beats: Sequence[PendingBeat], windows: npt.NDArray[np.float32]) -> None:
+def _ring_medians(rings: list[npt.NDArray[np.float32]],
+                  take: Callable[..., np.ndarray] = buffers.fresh) -> npt.NDArray[np.float32]:
+    """Element-wise medians of rings of one fill (each ``(n, WINDOW)``), as
+    :meth:`BeatFeaturizer._template` computes them ring by ring: each sample's n
+    values go through the same sort (numpy sorts every 1-D slice along the axis
+    with one function; here the slices lie contiguous, ``(rings, WINDOW, n)``, so
+    none is copied to a buffer first), and the two middle ones are averaged in
+    float32. One sort call per pass of rings instead of one per beat."""
+    n = rings[0].shape[0]
+    mid = n // 2
+    out = np.empty((len(rings), WINDOW), np.float32)
+    for start in range(0, len(rings), _PASS):
+        group = rings[start:start + _PASS]
+        ordered = take("beat.rings", (len(group), WINDOW, n), np.float32)
+        for j, ring in enumerate(group):
+            ordered[j] = ring.T
+        ordered.sort(axis=2)
+        part = out[start:start + len(group)]
+        if n % 2:
+            part[...] = ordered[:, :, mid]
+        else:
+            np.add(ordered[:, :, mid - 1], ordered[:, :, mid], out=part)
+            part /= np.float32(2)
+    return out
+
+
+def _templates(beats: Sequence[PendingBeat], windows: npt.NDArray[np.float32],
+               scratch: buffers.Scratch | None = None) -> None:
     """Each beat's template (``windows[:, 1]``) from its featurizer's previous windows,
     then admit the beat's window. In rounds: the j-th beat of every featurizer in a
     round, so that a featurizer's later beat sees the windows its earlier ones
-    admitted; the full rings of a round go through one :func:`_full_medians`."""
+    admitted; the full rings of a round go through :func:`_full_medians` (passes
+    of :data:`_PASS` rings, in ``scratch``'s working arrays when given)."""
+    take = buffers.fresh if scratch is None else scratch.take
     rounds: list[list[int]] = []
     seen: dict[int, int] = {}
     for k, b in enumerate(beats):
@@ -297,12 +346,25 @@ def _templates(beats: Sequence[PendingBeat], windows: npt.NDArray[np.float32]) -
         # makes: one beat per round) sort faster alone than through the network.
         if len(full) < _NETWORK_FROM:
             full = []
-        if full:
-            windows[full, 1] = _full_medians([beats[k].owner._recent for k in full])
+        for start in range(0, len(full), _PASS):
+            group = full[start:start + _PASS]
+            windows[group, 1] = _full_medians([beats[k].owner._recent for k in group], take)
+        # The other rings (filling, or too few full ones for the network), sorted
+        # together by how many windows they hold.
+        filling: dict[int, list[int]] = {}
         for k in ks:
-            f = beats[k].owner
-            if f._n_recent < TEMPLATE_BEATS or not full:
-                windows[k, 1] = f._template(windows[k, 0])
+            n = beats[k].owner._n_recent
+            if n < TEMPLATE_BEATS or not full:
+                filling.setdefault(min(n, TEMPLATE_BEATS), []).append(k)
+        for n, same in filling.items():
+            if n == 0 or len(same) == 1:
+                for k in same:
+                    windows[k, 1] = beats[k].owner._template(windows[k, 0])
+                continue
+            for start in range(0, len(same), _PASS):
+                group = same[start:start + _PASS]
+                windows[group, 1] = _ring_medians([beats[k].owner._recent[:n] for k in group],
+                                                  take)
         for k in ks:
             b = beats[k]
             if b.admit:
@@ -311,17 +373,19 @@ def _templates(beats: Sequence[PendingBeat], windows: npt.NDArray[np.float32]) -
                 f._n_recent += 1
 
 
-def model_inputs(items: Sequence[PendingBeat | BeatInput]
+def model_inputs(items: Sequence[PendingBeat | BeatInput],
+                 scratch: buffers.Scratch | None = None,
                  ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """The model's two inputs for pending beats (featurized now) and finished ones, in order."""
+    """The model's two inputs for pending beats (featurized now, in ``scratch``'s working
+    arrays when given) and finished ones, in order."""
     pending = [k for k, i in enumerate(items) if isinstance(i, PendingBeat)]
     if len(pending) == len(items):
-        return featurize(items)                       # type: ignore[arg-type]
+        return featurize(items, scratch)              # type: ignore[arg-type]
     windows, rr = stack_inputs([i for i in items if isinstance(i, BeatInput)])
     if not pending:
         return windows, rr
     done = [k for k, i in enumerate(items) if not isinstance(i, PendingBeat)]
-    w_new, rr_new = featurize([items[k] for k in pending])   # type: ignore[misc]
+    w_new, rr_new = featurize([items[k] for k in pending], scratch)   # type: ignore[misc]
     w_all = np.empty((len(items), CHANNELS, WINDOW), np.float32)
     rr_all = np.empty((len(items), len(RR_FEATURES)), np.float32)
     w_all[pending], rr_all[pending] = w_new, rr_new
@@ -359,6 +423,9 @@ class BeatFeaturizer:
         self._beats: deque[int] = deque()
         self._prev: int | None = None        # R index before the oldest pending beat
         self._rrs: deque[float] = deque(maxlen=LOCAL_BEATS)
+        # |successive differences| of _rrs, oldest first, kept along with it
+        # (_irregularity's median reads them every beat).
+        self._steps: list[float] = []
         self._upper_rrs: deque[float] = deque(maxlen=UPPER_BEATS)
         self._long: float | None = None
         self._n_rr = 0
@@ -444,6 +511,10 @@ class BeatFeaturizer:
               pre_v / long, local / long, irregularity, upper, pre_v / upper, share)
         if pre is not None:
             self._note_lags(pre)
+            if rrs:
+                if len(rrs) == LOCAL_BEATS:
+                    del self._steps[0]         # its older interval leaves with rrs' oldest
+                self._steps.append(abs(pre - rrs[-1]))
             rrs.append(pre)
             self._upper_rrs.append(pre)
             # Running mean over the first LONG_BEATS intervals, then exponential.
@@ -494,18 +565,20 @@ class BeatFeaturizer:
         smoothed towards 1/2 while there are few ((k + 1/2) / (n + 1))."""
         seen = self._n_rr
         best = 1.0
-        for j, lag in enumerate(SHARE_LAGS):
-            n = min(max(seen - lag, 0), SHARE_BEATS)
-            best = min(best, (self._differs[j].bit_count() + 0.5) / (n + 1))
+        for differs, lag in zip(self._differs, SHARE_LAGS):
+            n = seen - lag
+            n = 0 if n < 0 else SHARE_BEATS if n > SHARE_BEATS else n
+            share = (differs.bit_count() + 0.5) / (n + 1)
+            if share < best:
+                best = share
         return best
 
     def _irregularity(self, local: float) -> float:
         """Median absolute successive difference of the recent RR intervals over their mean."""
-        rrs = list(self._rrs)
-        if len(rrs) < 3:
+        if len(self._rrs) < 3:
             return _DEFAULT_IRREGULARITY
         # Plain Python: for nine numbers numpy's call overhead costs more than the work.
-        steps = sorted(abs(b - a) for a, b in zip(rrs, rrs[1:]))
+        steps = sorted(self._steps)
         m = len(steps) // 2
         med = steps[m] if len(steps) % 2 else 0.5 * (steps[m - 1] + steps[m])
         return max(med / local, _MIN_IRREGULARITY)

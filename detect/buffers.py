@@ -1,13 +1,17 @@
-"""Look-back buffers that stages append each chunk to and trim from the front.
+"""Look-back buffers that stages append each chunk to and trim from the front,
+and the working arrays a batched pass reuses from tick to tick.
 
 Recent cleaned signal is kept in preallocated arrays (filled to ``n``)
 instead of concatenating per chunk, which cost a copy of the whole look-back
 every time: the beat featurizer's own (:func:`append`), and one
 :class:`History` per pipeline segment that VF, quality and the wide-complex
-tracker all read.
+tracker all read. :class:`Scratch` holds the batched pass's temporaries.
 """
 
 from __future__ import annotations
+
+import math
+import mmap
 
 import numpy as np
 
@@ -92,3 +96,51 @@ class History:
             self.start += cut
         if self.data.size > self._capacity and 2 * self.n <= self._capacity:
             self.data = self.data[:self._capacity].copy()
+
+
+class Scratch:
+    """Working arrays that a batched pass (detect/batch.py) takes afresh every tick, kept.
+
+    The service fixes glibc's mmap threshold at 128 KiB (ecgwatch/allocator.py),
+    so every temporary of a batched pass over 64 devices' windows (512 KB for
+    64 VF windows of 1,000 samples) was a new mapping: its pages faulted in on
+    first write and went back to the OS when it was freed, about five page
+    faults per chunk for the VF features alone, each costing microseconds of
+    kernel time in a virtual machine. A pass that takes its arrays from here
+    writes into the same pages every tick instead. Their size is bounded by
+    the pass (``detect.batch.ROWS`` rows), not by the fleet.
+
+    :meth:`take` returns a C-contiguous array of the shape and dtype asked for, with
+    whatever the last user left in it (as ``np.empty``); an array stays valid
+    until the next :meth:`take` of the same name. A name holds bytes, so one
+    name can serve arrays of different dtypes whose lives do not overlap. Not
+    thread-safe: one per batched pass, like the :class:`detect.batch.SignalBatcher`
+    that owns it.
+    """
+
+    __slots__ = ("_arrays",)
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+        """A working array ``name`` of ``shape`` (its memory grown, never shrunk, as needed)."""
+        dt = np.dtype(dtype)
+        size = math.prod(shape) * dt.itemsize
+        buf = self._arrays.get(name)
+        if buf is None or buf.size < size:
+            # A mapping of its own, page-aligned, outside the heap: the heap's free
+            # chunks stay for the small objects that come and go.
+            buf = np.frombuffer(mmap.mmap(-1, max(size, 1)), np.uint8)
+            self._arrays[name] = buf
+        return buf[:size].view(dt).reshape(shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(a.nbytes for a in self._arrays.values())
+
+
+def fresh(name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+    """:meth:`Scratch.take` without a scratch: a new array (``np.empty``)."""
+    return np.empty(shape, dtype)

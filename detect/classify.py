@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .beat_features import CHANNELS, FS, RR_FEATURES, WINDOW, BeatInput, PendingBeat, model_inputs
+from .buffers import Scratch
 from .errors import ModelError
 
 CLASSES = ("N", "S", "V", "F", "Q")
@@ -122,6 +123,8 @@ class BeatBatcher:
         self._queue: dict[int, tuple[object, list[PendingBeat | BeatInput]]] = {}
         self.calls = 0            # model calls, for metrics and tests
         self.beats = 0
+        # featurize's working arrays, reused every tick (no page faults per call).
+        self.scratch = Scratch()
 
     def submit(self, owner: object, inputs: list[PendingBeat | BeatInput], *,
                now: bool = False) -> list[tuple[int, str]] | None:
@@ -158,4 +161,4 @@ class BeatBatcher:
         self.beats += len(inputs)
         # Pending beats (the pipeline's) are featurized here, every device's at
         # once: one featurize per tick, like the one model call.
-        return self.classifier.predict(*model_inputs(inputs)).labels
+        return self.classifier.predict(*model_inputs(inputs, self.scratch)).labels

@@ -134,6 +134,8 @@ class EctopyTracker:
         return out
 
     def _check_pattern(self, b: Beat, cond: Condition, cycle: tuple[str, ...]) -> list[Observation]:
+        if b.label != cycle[-1] and cond not in self._active:
+            return []         # most beats: the pattern cannot end on this one, nothing to end
         n = len(cycle) * PATTERN_CYCLES
         labels = self._labels[-n:]
         holds = len(labels) == n and all(lab == cycle[i % len(cycle)] for i, lab in

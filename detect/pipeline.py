@@ -18,8 +18,8 @@ device time and alarm ids stay the same whatever the chunking.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -232,12 +232,13 @@ class DevicePipeline:
         peaks, windows, inputs = seg.finish(block.samples, block.clean, block.band,
                                             (block.slope, block.energy), block.vf, block.quality,
                                             block.scanned)
-        return self._after_filters(seg, peaks, windows, inputs)
+        return self._after_filters(seg, peaks, windows, inputs, block.widths)
 
     def _after_filters(self, seg: _Segment, peaks: list[int], windows: list[QualityWindow],
-                       inputs: list[PendingBeat]) -> PipelineResult:
+                       inputs: list[PendingBeat],
+                       widths: Mapping[int, float] | None = None) -> PipelineResult:
         out = self._vf(seg) + self._decide(peaks, windows, seg.horizon(), inputs,
-                                           clean=seg.clean)
+                                           clean=seg.clean, widths=widths)
         # Used up; holding it would keep a batched tick's whole array alive.
         seg.clean = _EMPTY
         return out
@@ -320,7 +321,8 @@ class DevicePipeline:
     # -------------------------------------------------------------- decisions
     def _decide(self, peaks: list[int], windows: list[QualityWindow], horizon: int,
                 inputs: list[PendingBeat], final: bool = False,
-                clean: np.ndarray | None = None) -> PipelineResult:
+                clean: np.ndarray | None = None,
+                widths: Mapping[int, float] | None = None) -> PipelineResult:
         beats = []
         for p in peaks:
             rr = None if self._last_beat is None else (p - self._last_beat) / self.fs
@@ -334,7 +336,7 @@ class DevicePipeline:
         transitions += self._af_alarms.push(self._af.push(beats, windows, final),
                                             self._af.frontier)
         wct = self._wct.push(np.zeros(0) if clean is None else clean, beats, windows, final,
-                             horizon)
+                             horizon, widths)
         transitions += self._wct_alarms.push(wct, self._wct.frontier)
         if windows:
             self._windows.extend(windows)
@@ -451,7 +453,8 @@ class DevicePipeline:
                 # premature to: MIT-BIH (and EC57) label its beats N, and the
                 # model's S labels there are its commonest false ones.
                 label = "N"
-            out.append(replace(beat, label=label))
+            # Beat(...) as dataclasses.replace builds it, without its per-field lookups.
+            out.append(Beat(beat.device_id, beat.index, beat.time, beat.rr, label))
         del queue[:k]
         return tuple(out)
 

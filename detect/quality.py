@@ -85,7 +85,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .buffers import History
+from .buffers import History, Scratch, fresh
 from .config import DetectorConfig
 from .errors import ConfigError
 from .quality_stats import WindowStats, steady_run_bounds, window_stats_many
@@ -200,18 +200,20 @@ def assess_window(raw: FloatArray, clean: FloatArray, fs: float,
 Job = tuple[FloatArray, FloatArray, "FloatArray | None"]
 
 
-def assess_many(jobs: Sequence[Job], fs: float, limits: QualityLimits) -> list[WindowStats]:
+def assess_many(jobs: Sequence[Job], fs: float, limits: QualityLimits,
+                scratch: Scratch | None = None) -> list[WindowStats]:
     """The statistics of many windows, each ``(raw, clean, previous clean or None)``
     (aligned float64 windows, two or more samples), computed together: one numpy
     call per quantity for all windows of one length and span
-    (:func:`detect.quality_stats.window_stats_many`); judge each with :func:`verdict`."""
+    (:func:`detect.quality_stats.window_stats_many`, in ``scratch``'s working arrays
+    when given); judge each with :func:`verdict`."""
     groups: dict[tuple[int, int], list[int]] = {}
     for i, (raw, _, prev) in enumerate(jobs):
         groups.setdefault((raw.size, 0 if prev is None else prev.size), []).append(i)
     out: list[WindowStats | None] = [None] * len(jobs)
+    take = fresh if scratch is None else scratch.take
     for (n, m), rows in groups.items():
-        raws = np.empty((len(rows), n))
-        spans = np.empty((len(rows), m + n))
+        raws, spans = take("q.raws", (len(rows), n)), take("q.spans", (len(rows), m + n))
         for r, i in enumerate(rows):
             raw, clean, prev = jobs[i]
             raws[r] = raw
@@ -219,7 +221,8 @@ def assess_many(jobs: Sequence[Job], fs: float, limits: QualityLimits) -> list[W
             if m:
                 spans[r, :m] = prev
         stats = window_stats_many(raws, spans[:, m:], spans, fs, limits.plateau_tol_mv,
-                                  limits.plateau_tol_rel, limits.flat_mv, _min_run(limits, fs))
+                                  limits.plateau_tol_rel, limits.flat_mv, _min_run(limits, fs),
+                                  scratch)
         for i, st in zip(rows, stats):
             out[i] = st
     return out  # type: ignore[return-value]

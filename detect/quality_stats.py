@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from . import buffers
 from .types import FloatArray
+
+Take = Callable[..., np.ndarray]     # buffers.Scratch.take, or buffers.fresh
 
 RAW_PERCENTS = (0.5, 99.5)
 # Frequency bands of the spectral indices (Hz, [low, high)): basSQI's 0-1 and 0-40,
@@ -72,12 +76,19 @@ def _percentile_plan(n: int, percents: tuple[float, ...]
     return kth, tuple(plan)
 
 
-def percentiles_rows(x: FloatArray, percents: tuple[float, ...]) -> list[FloatArray]:
+def percentiles_rows(x: FloatArray, percents: tuple[float, ...],
+                     work: FloatArray | None = None) -> list[FloatArray]:
     """np.percentile(row, percents) of each row of ``x`` by one partial sort, with
     numpy's own interpolation (``_lerp``: from the upper neighbour when the weight is
-    0.5 or more), so the values are the same to the last bit."""
+    0.5 or more), so the values are the same to the last bit. ``work``, shaped like
+    ``x``, takes the partial sort's copy (its contents are lost)."""
     kth, plan = _percentile_plan(x.shape[1], percents)
-    part = np.partition(x, kth, axis=1)
+    if work is None:
+        part = np.partition(x, kth, axis=1)
+    else:
+        part = work
+        part[...] = x
+        part.partition(kth, axis=1)
     out = []
     for lo, hi, g in plan:
         a, b = part[:, lo], part[:, hi]
@@ -108,15 +119,18 @@ def spectral_constants(n: int, fs: float) -> tuple[FloatArray, tuple[tuple[int, 
     return hann, tuple(ranges), max(b for _, b in ranges)
 
 
-def _steady(raw: FloatArray, tol_mv: float, tol_rel: float) -> npt.NDArray[np.bool_]:
+def _steady(raw: FloatArray, tol_mv: float, tol_rel: float,
+            take: Take = buffers.fresh) -> npt.NDArray[np.bool_]:
     """Per row, False + (step i within tolerance of the level) + False: ``(k, n + 1)``."""
+    k, n = raw.shape
     later = raw[:, 1:]
-    tolerance = np.abs(later)
+    tolerance = np.abs(later, out=take("q.a", (k, n - 1)))
     tolerance *= tol_rel
     tolerance += tol_mv
-    step = later - raw[:, :-1]
+    step = np.subtract(later, raw[:, :-1], out=take("q.b", (k, n - 1)))
     np.abs(step, out=step)
-    padded = np.zeros((raw.shape[0], raw.shape[1] + 1), dtype=bool)
+    padded = take("q.steady", (k, n + 1), np.bool_)
+    padded[:, 0] = padded[:, -1] = False
     np.less_equal(step, tolerance, out=padded[:, 1:-1])
     return padded
 
@@ -133,26 +147,30 @@ def steady_run_bounds(raw: FloatArray, tol_mv: float, tol_rel: float
 
 def window_stats_many(raw: FloatArray, clean: FloatArray, span: FloatArray, fs: float,
                       tol_mv: float, tol_rel: float, flat_mv: float, min_run: int,
-                      ) -> list[WindowStats]:
+                      scratch: buffers.Scratch | None = None) -> list[WindowStats]:
     """:class:`WindowStats` of each row: ``raw`` and ``clean`` are ``(k, n)`` windows,
     ``span`` ``(k, m)`` the band-passed spans their spectra are taken over (each
     row ending with the window's ``clean``). A window's raw samples are kept (a
     copy) only if the judge may read them: it looks flat (robust peak-to-peak
     under ``flat_mv``, or a steady run over half of it) or holds a steady run of
     ``min_run`` samples (a plateau to check). Every other row is let go at once,
-    so a batch's arrays do not outlive it."""
+    so a batch's arrays do not outlive it. With ``scratch`` (the batched pass's)
+    the working arrays are its, reused every tick: the same values in them."""
     k, n = raw.shape
     if k == 0:
         return []
-    p_lo, p_hi = (v.tolist() for v in percentiles_rows(raw, RAW_PERCENTS))
-    padded = _steady(raw, tol_mv, tol_rel)
+    take = buffers.fresh if scratch is None else scratch.take
+    # Working arrays by name: q.a and q.b hold one quantity after another.
+    p_lo, p_hi = (v.tolist() for v in percentiles_rows(raw, RAW_PERCENTS,
+                                                         take("q.a", (k, n))))
+    padded = _steady(raw, tol_mv, tol_rel, take)
     rows, cols = np.nonzero(padded[:, 1:] != padded[:, :-1])
     longest = np.ones(k, dtype=np.intp)
     # Each row's edges alternate start, stop: a row starts and ends unsteady.
     np.maximum.at(longest, rows[::2], cols[1::2] - cols[::2] + 1)
-    centred = clean - (clean.sum(axis=1) / n)[:, None]
+    centred = np.subtract(clean, (clean.sum(axis=1) / n)[:, None], out=take("q.a", (k, n)))
     ptp = clean.max(axis=1) - clean.min(axis=1)
-    sq = centred * centred
+    sq = np.multiply(centred, centred, out=take("q.b", (k, n)))
     rms = np.sqrt(sq.sum(axis=1) / n)
     # Fourth powers as squares of squares: numpy's ``** 4`` calls pow() per element,
     # which took a fifth of this function. The two differ by at most 2 ulp per
@@ -161,10 +179,13 @@ def window_stats_many(raw: FloatArray, clean: FloatArray, span: FloatArray, fs: 
     # the same on every MIT-BIH and Noise Stress Test window
     # (bench/compare_windows.py). Multiplications also give the same bits on every
     # machine, where pow() varies with numpy's SIMD build.
-    m4 = (sq * sq).sum(axis=1)
-    hann, bands, bins = spectral_constants(span.shape[1], fs)
-    spectrum = np.abs(np.fft.rfft((span - (span.sum(axis=1) / span.shape[1])[:, None]) * hann,
-                                  axis=1)[:, :bins]) ** 2
+    m4 = np.multiply(sq, sq, out=centred).sum(axis=1)
+    m = span.shape[1]
+    hann, bands, bins = spectral_constants(m, fs)
+    tapered = np.subtract(span, (span.sum(axis=1) / m)[:, None], out=take("q.span", (k, m)))
+    tapered *= hann
+    spectrum = np.abs(np.fft.rfft(tapered, axis=1, out=take("q.spectrum", (k, m // 2 + 1),
+                                                             np.complex128))[:, :bins]) ** 2
     power = list(zip(*(spectrum[:, a:b].sum(axis=1).tolist() for a, b in bands)))
     longest_l = longest.tolist()
     keep = [hi - lo < flat_mv or run * 2 >= n or run >= min_run

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage, signal
 
+from .buffers import Scratch, fresh
 from .types import FloatArray
 
 if TYPE_CHECKING:                       # rpeaks imports this module
@@ -48,6 +49,8 @@ class Scanned(NamedTuple):
 
     candidates: tuple[_Candidate, ...]
     at: int                      # samples the detector had seen: the block starts here
+    history: FloatArray          # (3, look-back): its QRS band, |slope| and energy after
+                                 # the block (its last columns), for the detector to copy
 
 
 def qrs_energy(detectors: Sequence[RPeakDetector], band: np.ndarray,
@@ -78,7 +81,7 @@ def qrs_energy(detectors: Sequence[RPeakDetector], band: np.ndarray,
 
 
 def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: FloatArray,
-              energy: FloatArray) -> list[Scanned | None]:
+              energy: FloatArray, scratch: Scratch | None = None) -> list[Scanned | None]:
     """Each detector's candidate scan of its next block (rows of ``band`` and its
     :func:`qrs_energy` ``slope`` and ``energy``, ``(len(detectors), m)``), done
     for all :attr:`~RPeakDetector.steady` detectors of one rate in one pass;
@@ -88,6 +91,7 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
     and new block are laid side by side, and the moving maximum, the peak tests
     and each candidate's fiducial (argmax of |band|) and slope (max) are the
     same comparisons on the same values, so the candidates are identical.
+    ``scratch`` (the batched pass's) holds the working arrays when given.
     """
     k, m = band.shape
     out: list[Scanned | None] = [None] * k
@@ -100,7 +104,8 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
     if not rows:
         return out
     # Look-back then block, per detector: (3, rows, back + m).
-    ext = np.empty((3, len(rows), back + m))
+    take = fresh if scratch is None else scratch.take
+    ext = take("scan.ext", (3, len(rows), back + m))
     for r, i in enumerate(rows):
         ext[:, r, :back] = detectors[i]._hist
     whole = len(rows) == k
@@ -111,7 +116,8 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
     # back - la .. back + m - la; their +-la windows stay inside the row, so the
     # filter's edge mode never reaches them.
     c0, c1 = back - la, back + m - la
-    mx = ndimage.maximum_filter1d(mwi, size=2 * la + 1, axis=1, mode="nearest")
+    mx = ndimage.maximum_filter1d(mwi, size=2 * la + 1, axis=1, mode="nearest",
+                                  output=take("scan.max", mwi.shape))
     core = mwi[:, c0:c1]
     is_peak = (core >= mx[:, c0:c1]) & (core > mwi[:, c0 - 1:c1 - 1]) & (core > 0)
     hits_r, hits_c = np.nonzero(is_peak)
@@ -127,8 +133,13 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
             d = detectors[rows[r]]
             peak = d._n - back + c
             found[r].append(_Candidate(peak, h, max(0, peak - locate + kk - d._delay), sl))
+    # What each detector keeps after the block is the end of its row, laid out as
+    # (detector, 3, look-back) in one fresh array (not the working one: the
+    # detectors copy their rows when they resume, after every pass of the tick).
+    after = np.empty((len(rows), 3, back))
+    after[...] = ext[:, :, m:].transpose(1, 0, 2)
     for r, i in enumerate(rows):
-        out[i] = Scanned(tuple(found[r]), detectors[i]._n)
+        out[i] = Scanned(tuple(found[r]), detectors[i]._n, after[r])
     return out
 
 

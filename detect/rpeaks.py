@@ -202,10 +202,13 @@ class RPeakDetector:
             raise ValueError(f"The QRS band, slope and energy blocks have shapes {bp.shape}, "
                              f"{slope.shape} and {mwi.shape}.")
         back = self._hist.shape[1]
-        if m >= back:
-            self._hist = np.stack((bp[m - back:], slope[m - back:], mwi[m - back:]))
-        else:
-            self._hist = np.concatenate([self._hist[:, m:], (bp, slope, mwi)], axis=1)
+        if scanned.history.shape != (3, back):
+            raise ValueError(f"A batched R-peak scan's look-back has shape "
+                             f"{scanned.history.shape}, not (3, {back}).")
+        # The look-back and the block side by side, less the first m columns: the
+        # scan laid them out so; copied into this detector's own array (no stack
+        # per device, nothing new allocated).
+        self._hist[...] = scanned.history
         self._n += m
         self._next_cand = self._n - self._la
         self._start = self._n - back

@@ -289,9 +289,14 @@ class Quality(str, enum.Enum):
     LEADS_OFF = "leads_off"    # flat line: electrode off or amplifier idle
     SATURATED = "saturated"    # clipped at the amplifier rails
 
-    @property
-    def usable(self) -> bool:
-        return self in (Quality.GOOD, Quality.NOISY)
+    # Whether decisions may be taken on the window: GOOD and NOISY. A plain attribute
+    # of each member (set below), not a property: it is read several times per beat.
+    usable: bool
+
+
+for _q in Quality:
+    _q.usable = _q in (Quality.GOOD, Quality.NOISY)
+del _q
 
 
 @dataclass(frozen=True, slots=True)

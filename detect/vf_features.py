@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from . import buffers
 from .types import FloatArray
 
 
@@ -79,12 +80,15 @@ def _window_constants(n: int, fs: float) -> _WindowConstants:
                             bins, kth, tuple(pos))
 
 
-def _percentiles_5_95_rows(x: FloatArray, c: _WindowConstants) -> tuple[FloatArray, FloatArray]:
+def _percentiles_5_95_rows(x: FloatArray, c: _WindowConstants, work: FloatArray,
+                           ) -> tuple[FloatArray, FloatArray]:
     """The 5th and 95th percentiles of each row of ``x`` by one partial sort (linear
-    interpolation between order statistics). ``a + (b - a) * w`` throughout, where
-    np.percentile switches to ``b - (b - a) * (1 - w)`` at ``w >= 0.5``: the two may
-    differ in the last bit."""
-    part = np.partition(x, c.kth, axis=1)
+    interpolation between order statistics), in ``work`` (shaped like ``x``, its
+    contents lost). ``a + (b - a) * w`` throughout, where np.percentile switches to
+    ``b - (b - a) * (1 - w)`` at ``w >= 0.5``: the two may differ in the last bit."""
+    part = work
+    part[...] = x                 # np.partition's copy, into the working array
+    part.partition(c.kth, axis=1)
     out = []
     for lo, hi, w in c.pos:
         a = part[:, lo]
@@ -104,7 +108,8 @@ def _rows_by(keys: list[int]) -> dict[int, list[int]]:
     return groups
 
 
-def vf_features_many(windows: FloatArray, fs: float) -> list[VfFeatures]:
+def vf_features_many(windows: FloatArray, fs: float, scratch: buffers.Scratch | None = None,
+                     overwrite: bool = False) -> list[VfFeatures]:
     """:func:`vf_features` of every row of ``windows`` (``(k, n)``), in one pass.
 
     Many devices' windows end in the same processing tick (detect/batch.py);
@@ -119,7 +124,11 @@ def vf_features_many(windows: FloatArray, fs: float) -> list[VfFeatures]:
     once per distinct bound over the rows that share it, never over padding.
     Written for speed without changing a bit: sums divided by n instead of
     np.mean, slices instead of boolean frequency masks, the spectrum's
-    magnitude only up to 40 Hz (no feature reads beyond).
+    magnitude only up to 40 Hz (no feature reads beyond). With ``scratch``
+    (the batched pass's) the working arrays are its, reused every tick, not
+    fresh ones: the same operations write the same values into them; with
+    ``overwrite`` the windows themselves (a float64 C-ordered array) are centred
+    in place, as in a copy.
     """
     x = np.asarray(windows, dtype=np.float64)
     if x.ndim != 2:
@@ -128,13 +137,18 @@ def vf_features_many(windows: FloatArray, fs: float) -> list[VfFeatures]:
     k, n = x.shape
     if k == 0:
         return []
-    x = x - (x.sum(axis=1) / n)[:, None]
+    take = buffers.fresh if scratch is None else scratch.take
+    means = (x.sum(axis=1) / n)[:, None]
+    if overwrite and x is windows and x.flags.c_contiguous:
+        x -= means
+    else:
+        x = np.subtract(x, means, out=take("vf.x", (k, n)))
     c = _window_constants(n, float(fs))
-    lo_p, hi_p = _percentiles_5_95_rows(x, c)
+    lo_p, hi_p = _percentiles_5_95_rows(x, c, take("vf.work", (k, n)))
     amplitude = (hi_p - lo_p).tolist()
-    ax = np.abs(x)
+    ax = np.abs(x, out=take("vf.abs", (k, n)))
     # VF-filter leakage (Kuo & Dillman 1978): half-period from the mean |x| / mean |dx|.
-    dx = x[:, 1:] - x[:, :-1]
+    dx = np.subtract(x[:, 1:], x[:, :-1], out=take("vf.work", (k, n - 1)))
     dsums = np.abs(dx, out=dx).sum(axis=1).tolist()
     asums = ax.sum(axis=1).tolist()
     halves = [int(math.floor(math.pi * a / d + 0.5)) if d > 0 else 0
@@ -143,26 +157,36 @@ def vf_features_many(windows: FloatArray, fs: float) -> list[VfFeatures]:
     for half, rows in _rows_by(halves).items():
         if not 0 < half < n:
             continue
-        axg, xg = (ax, x) if len(rows) == k else (ax[rows], x[rows])
-        dens = (axg[:, half:] + axg[:, :-half]).sum(axis=1).tolist()
-        s = xg[:, half:] + xg[:, :-half]
+        kg = len(rows)
+        s = take("vf.spectrum", (kg, n - half))      # free until the spectrum
+        if kg == k:
+            axg, xg = ax, x
+        else:
+            axg = np.take(ax, rows, axis=0, out=take("vf.work", (kg, n)))
+        dens = np.add(axg[:, half:], axg[:, :-half], out=s).sum(axis=1).tolist()
+        if kg != k:
+            xg = np.take(x, rows, axis=0, out=take("vf.work", (kg, n)))
+        np.add(xg[:, half:], xg[:, :-half], out=s)
         nums = np.abs(s, out=s).sum(axis=1).tolist()
         for i, num, den in zip(rows, nums, dens):
             if den > 0:
                 leakage[i] = num / den
     # TCSC (Arafat 2011): cosine-tapered ends so a wave cut by the window edge
     # does not count, then the share of samples above 0.2 of the peak.
-    tx = x * c.taper
+    tx = np.multiply(x, c.taper, out=take("vf.work", (k, n)))
     np.abs(tx, out=tx)
     peaks = tx.max(axis=1)
-    above = np.count_nonzero(tx > (0.2 * peaks)[:, None], axis=1).tolist()
+    over = np.greater(tx, (0.2 * peaks)[:, None], out=take("vf.abs", (k, n), np.bool_))
+    above = np.count_nonzero(over, axis=1).tolist()
     tcsc = [100.0 * float(a) / n if p > 0 else 0.0 for a, p in zip(above, peaks.tolist())]
     s0, s1 = c.search
     if s1 <= s0:
         return [VfFeatures(leakage[i], tcsc[i], 0.0, math.inf, 0.0, amplitude[i])
                 for i in range(k)]
     # Spectral shape (Barro 1989). Zero padding to 8 s gives 0.125 Hz bins.
-    a = np.abs(np.fft.rfft(x * c.hamming, c.nfft, axis=1)[:, :c.bins])
+    spectrum = np.fft.rfft(np.multiply(x, c.hamming, out=take("vf.work", (k, n))), c.nfft,
+                           axis=1, out=take("vf.spectrum", (k, c.nfft // 2 + 1), np.complex128))
+    a = np.abs(spectrum[:, :c.bins], out=take("vf.abs", (k, c.bins)))
     ks = (a[:, s0:s1].argmax(axis=1) + s0).tolist()
     peak_a = a[np.arange(k), ks]
     a[a < (0.05 * peak_a)[:, None]] = 0.0

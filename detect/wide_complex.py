@@ -32,7 +32,7 @@ signal end a run and never start one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -54,6 +54,11 @@ KEEP_S = 8.0             # signal kept for beats whose quality window is pending
 # 0.4-2.2 s (held plus the block; bench fleet, 200 devices x 30 s), more only
 # while the detector learns, when the array grows and later shrinks back.
 CAPACITY_S = 2.2
+
+
+def half_window(fs: float) -> int:
+    """Samples searched on either side of R for the width at rate ``fs``."""
+    return int(round(HALF_S * float(fs)))
 
 
 def qrs_width_ms(segment: FloatArray, centre: int, fs: float) -> float:
@@ -88,6 +93,38 @@ def qrs_width_ms(segment: FloatArray, centre: int, fs: float) -> float:
     return 1000.0 * (b - a) / fs
 
 
+def qrs_widths_many(segments: FloatArray, centre: int, fs: float) -> list[float]:
+    """:func:`qrs_width_ms` of every row of ``segments`` (``(k, n)`` float64), in one pass.
+
+    The batched signal pass (detect/batch.py) measures every R-peak candidate of a
+    tick this way, before the trackers decide which are beats. Row by row the same
+    comparisons on the same values: the median by a partial sort, the first
+    largest deflection within +-5 samples of ``centre``, and the stretch around it
+    whose samples all exceed the level (it stops at the first one that does not,
+    as the walk does), so each width is the row's own."""
+    seg = np.asarray(segments, dtype=np.float64)
+    k, n = seg.shape
+    if k == 0:
+        return []
+    m = n // 2
+    part = seg.copy()
+    if n % 2:
+        part.partition(m, axis=1)
+        med = part[:, m]
+    else:
+        part.partition((m - 1, m), axis=1)
+        med = (part[:, m - 1] + part[:, m]) / 2
+    e = np.abs(seg - med[:, None])
+    lo, hi = max(centre - 5, 0), min(centre + 6, n)
+    c = e[:, lo:hi].argmax(axis=1) + lo
+    level = LEVEL * e[np.arange(k), c]
+    stops = ~(e > level[:, None])
+    cols = np.arange(n)
+    a = np.where(stops & (cols < c[:, None]), cols, -1).max(axis=1) + 1
+    b = np.where(stops & (cols >= c[:, None]), cols, n).min(axis=1)
+    return (1000.0 * (b - a) / fs).tolist()
+
+
 class WideComplexTracker:
     """``push(clean, beats, windows[, final]) -> [Observation]`` for one device's stream.
 
@@ -100,7 +137,7 @@ class WideComplexTracker:
     def __init__(self, fs: float, index_to_time: Callable[[int], float]) -> None:
         self.fs = float(fs)
         self._time = index_to_time
-        self._half = int(round(HALF_S * self.fs))
+        self._half = half_window(self.fs)
         self._keep = int(round(KEEP_S * self.fs))
         self._fast = FAST_RR_S * self.fs
         # Short queues as lists trimmed by hand: a deque costs 760 bytes however short.
@@ -138,12 +175,20 @@ class WideComplexTracker:
         self._pending: list[Beat] = []
         self._prev: int | None = None
         self._run = []
+        self._widths: dict[int, float] = {}        # measured ahead (see push), by index
         self.frontier = max(self.frontier, start)
         return out
 
     def push(self, clean: FloatArray, beats: Sequence[Beat], windows: Sequence[QualityWindow],
-             final: bool = False, horizon: int | None = None) -> list[Observation]:
+             final: bool = False, horizon: int | None = None,
+             widths: Mapping[int, float] | None = None) -> list[Observation]:
+        """Observations decided with this block known. ``widths`` are the widths of beats
+        to come (stream index -> ms) measured beforehand on this same signal, many
+        devices at once (:func:`qrs_widths_many`, detect/batch.py); the others are
+        measured here."""
         clean = np.asarray(clean, dtype=np.float64)
+        if widths:
+            self._widths.update(widths)
         self._hist.put(self._pos, clean)
         self._pos = end = self._pos + clean.size
         self._pending.extend(beats)
@@ -173,6 +218,11 @@ class WideComplexTracker:
         if cut > self._from:
             self._from = min(cut, end)
             self._hist.need(self._reader, self._from)
+        if self._widths:
+            # Candidates that did not become beats, or whose beat can have no width now.
+            edge = self._from + self._half
+            for index in [i for i in self._widths if i < edge]:
+                del self._widths[index]
         return out
 
     # -------------------------------------------------------------- internals
@@ -207,6 +257,9 @@ class WideComplexTracker:
         a = index - self._half
         if a < self._from or a + 2 * self._half + 1 > self._pos:
             return None
+        width = self._widths.pop(index, None)
+        if width is not None:
+            return width
         return qrs_width_ms(self._hist.view(a, a + 2 * self._half + 1), self._half, self.fs)
 
     def _start(self, b: Beat) -> Observation:

@@ -9,7 +9,7 @@ the gaps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, Union
 
@@ -53,6 +53,9 @@ class MonitorResult:
         for e in self.stream_events:
             if not isinstance(e, (Duplicate, Late, Gap)):
                 raise ValueError(f"Stream event {e!r} is not a Duplicate, Late or Gap.")
+
+
+_NOTHING = MonitorResult()
 
 
 class DeviceMonitor:
@@ -105,8 +108,16 @@ class DeviceMonitor:
     def _result(r: PipelineResult) -> MonitorResult:
         return MonitorResult(r.beats, r.transitions, classified=r.classified)
 
-    def _run(self, events: Iterable[StreamEvent],
+    def _run(self, events: Sequence[StreamEvent],
              final: Callable[[], PipelineResult] | None = None) -> MonitorResult:
+        if final is None and len(events) <= 1:
+            # Most calls: one chunk in order (push) or nothing (tick); no lists to build.
+            if not events:
+                return _NOTHING
+            e = events[0]
+            if isinstance(e, Ready):
+                r = self.pipeline.push(e.chunk)
+                return MonitorResult(r.beats, r.transitions, (), 1, r.classified)
         beats: list[Beat] = []
         classified: list[Beat] = []
         transitions: list[AlarmTransition] = []

@@ -17,6 +17,7 @@ import pytest
 
 from detect import batch
 from detect.batch import SignalBatcher
+from detect.buffers import Scratch
 from detect.classify import BeatBatcher, BeatClassifier
 from detect.config import DetectorConfig
 from detect.filters import CleaningFilter, SosFilter, bandpass_sos, push_many
@@ -141,8 +142,14 @@ def test_vf_features_of_a_batch_are_each_windows_own_to_the_last_bit():
     x = _windows(1000, 60, seed=4)
     alone = [_bits(vf_features(w, 250.0)) for w in x]
     order = np.random.default_rng(0).permutation(len(x))
-    for part in (order, order[:1], order[7:30], order[30:]):
+    scratch = Scratch()          # the batched pass's working arrays, reused from call to call
+    for part in (order, order[:1], order[7:30], order[30:], order):
         assert [_bits(f) for f in vf_features_many(x[part], 250.0)] == [alone[i] for i in part]
+        assert ([_bits(f) for f in vf_features_many(x[part], 250.0, scratch)]
+                == [alone[i] for i in part])
+        windows = x[part]                # the batched pass's way: centred in place
+        assert ([_bits(f) for f in vf_features_many(windows, 250.0, scratch, overwrite=True)]
+                == [alone[i] for i in part])
     assert vf_features_many(np.zeros((0, 1000)), 250.0) == []
 
 
@@ -153,10 +160,12 @@ def test_quality_statistics_of_a_batch_are_each_windows_own_to_the_last_bit():
     jobs.append((raw[0][:300], clean[0][:300], clean[1]))      # a tail after a full window
     alone = [_bits(assess_window(r, c, 250.0, DEFAULT_LIMITS, 0.4, p)) for r, c, p in jobs]
     order = np.random.default_rng(1).permutation(len(jobs))
-    for part in (order, order[:1], order[10:]):
-        stats = assess_many([jobs[i] for i in part], 250.0, DEFAULT_LIMITS)
-        assert ([_bits(verdict(st, 250.0, DEFAULT_LIMITS, 0.4)) for st in stats]
-                == [alone[i] for i in part])
+    scratch = Scratch()
+    for part in (order, order[:1], order[10:], order):
+        for given in (None, scratch):
+            stats = assess_many([jobs[i] for i in part], 250.0, DEFAULT_LIMITS, given)
+            assert ([_bits(verdict(st, 250.0, DEFAULT_LIMITS, 0.4)) for st in stats]
+                    == [alone[i] for i in part])
     reasons = {assess_window(r, c, 250.0, DEFAULT_LIMITS, 0.4, p).reason for r, c, p in jobs}
     assert {"flat", "sqi"} <= reasons
 

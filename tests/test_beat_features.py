@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from detect.beat_features import (CHANNELS, RR_FEATURES, TEMPLATE_ADMIT, TEMPLATE_BEATS,
@@ -204,11 +205,36 @@ def test_full_ring_medians_are_numpys_to_the_last_bit_with_ties():
         assert got[k].tobytes() == np.median(r, axis=0).astype(np.float32).tobytes(), k
 
 
-def test_featurizing_many_featurizers_at_once_gives_each_beat_its_own_bits():
+def test_filling_ring_medians_sorted_together_are_each_rings_own_to_the_last_bit():
+    from detect.beat_features import _PASS, _ring_medians
+    rng = np.random.default_rng(8)
+    for n in range(1, TEMPLATE_BEATS + 1):
+        rings = [rng.standard_normal((n, WINDOW)).astype(np.float32)
+                 for _ in range(_PASS + 5)]             # more than one pass
+        for r in rings[::3]:                   # ties, and zeros of both signs
+            r[rng.integers(0, n, 3)] = r[0]
+            r[:, :10], r[:, 10:14] = 0.25, -0.0
+            r[:n // 2, 12:14] = 0.0
+        got = _ring_medians(rings)
+        for k, r in enumerate(rings):
+            f = BeatFeaturizer()
+            f._recent[:n], f._n_recent = r, n
+            assert got[k].tobytes() == f._template(r[0]).tobytes(), (n, k)
+            if k % 3:                          # (np.median may place a signed zero otherwise)
+                assert got[k].tobytes() == np.median(r, axis=0).astype(np.float32).tobytes()
+
+
+@pytest.mark.parametrize("rows", [256, 7])
+def test_featurizing_many_featurizers_at_once_gives_each_beat_its_own_bits(rows, monkeypatch):
     """The service's path: every device's pending beats of a tick in one featurize
-    (several beats of one featurizer in one call, rings full and filling) against
-    each featurizer alone with push."""
+    (several beats of one featurizer in one call, rings full and filling; in passes
+    of ``rows`` beats, working arrays reused from call to call) against each
+    featurizer alone with push."""
+    from detect import beat_features
     from detect.beat_features import featurize
+    from detect.buffers import Scratch
+    monkeypatch.setattr(beat_features, "_ROWS", rows)
+    scratch = Scratch()
     records = [_record(seed) for seed in range(10)]      # >= _NETWORK_FROM: the network runs
     alone = [_whole(x, beats) for x, beats in records]
     many = [BeatFeaturizer() for _ in records]
@@ -222,7 +248,7 @@ def test_featurizing_many_featurizers_at_once_gives_each_beat_its_own_bits():
                 pending += many[k].push_pending(x[end - step:end], new)
         if end >= 40 * FS:
             pending += [p for f in many for p in f.flush_pending()]
-        windows, rr = featurize(pending)
+        windows, rr = featurize(pending, scratch)
         for p, w, r in zip(pending, windows, rr):
             got[many.index(p.owner)].append((p.index, w, r))
     for k, ref in enumerate(alone):

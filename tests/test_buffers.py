@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from detect.buffers import History
+from detect.buffers import History, Scratch
 
 
 def test_two_readers_share_one_copy_and_keep_what_either_needs():
@@ -37,3 +37,20 @@ def test_a_segment_holds_its_cleaned_signal_once_for_vf_and_quality():
         seg.push(rng.normal(0, 0.1, 250))
     h = seg.vf._hist
     assert h.end == 500 + 7 * 250 and h.n < seg.vf.window + seg.vf.hop
+
+
+def test_scratch_reuses_one_array_per_name_and_grows_it_only_when_asked_for_more():
+    s = Scratch()
+    a = s.take("x", (4, 10))
+    assert a.shape == (4, 10) and a.flags.c_contiguous and a.dtype == np.float64
+    a[...] = 1.0
+    b = s.take("x", (3, 9))                   # smaller: the same memory, C-ordered again
+    assert b.flags.c_contiguous and np.shares_memory(a, b)
+    assert not np.shares_memory(s.take("y", (4, 10)), a)      # another name, another array
+    c = s.take("x", (8, 10))                  # larger: a new array, kept from now on
+    assert not np.shares_memory(a, c) and np.shares_memory(c, s.take("x", (2, 5)))
+    flags = s.take("x", (8, 10), np.bool_)    # another dtype that fits: the same memory
+    assert flags.dtype == np.bool_ and flags.shape == (8, 10) and np.shares_memory(flags, c)
+    z = s.take("x", (3, 5), np.complex128)
+    assert z.flags.aligned and z.flags.c_contiguous and np.shares_memory(z, c)
+    assert s.nbytes == 80 * 8 + 40 * 8

@@ -270,9 +270,9 @@ def test_wide_complex_look_back_follows_the_horizon_with_the_same_observations()
     held, pairs = [], []
     push = wct.push
 
-    def both(clean, beats, windows, final=False, horizon=None):
+    def both(clean, beats, windows, final=False, horizon=None, widths=None):
         assert horizon is not None
-        out = push(clean, beats, windows, final, horizon)
+        out = push(clean, beats, windows, final, horizon, widths)
         pairs.append((out, shadow.push(clean, beats, windows, final)))
         held.append(wct._n)
         return out
@@ -368,6 +368,25 @@ def test_qrs_width_is_the_array_definitions_to_the_sample():
         x = x.astype(np.float32) if k % 2 else x
         assert qrs_width_ms(x, n // 2, FS) == reference(x, n // 2, FS), k
     assert qrs_width_ms(np.zeros(77), 38, FS) == reference(np.zeros(77), 38, FS)
+
+
+def test_qrs_widths_of_many_segments_at_once_are_each_segments_own():
+    # The batched signal pass measures every R-peak candidate this way
+    # (detect/batch.py); the tracker uses those widths as its own.
+    from detect.wide_complex import qrs_width_ms, qrs_widths_many
+
+    rng = np.random.default_rng(9)
+    for n in (76, 77):
+        t = np.arange(n)
+        wide = rng.uniform(1, 15, (300, 1))
+        x = (rng.uniform(0.1, 3, (300, 1)) * np.exp(-0.5 * ((t - n // 2) / wide) ** 2)
+             + rng.normal(0, 0.1, (300, n)) * rng.uniform(0, 3, (300, 1)))
+        x[:5] = 0.0                                  # flat: width 0
+        x[5, n // 2] = np.nan
+        x[6] = np.round(x[6], 1)                      # ties
+        for centre in (n // 2, 2, n - 2):
+            assert qrs_widths_many(x, centre, FS) == [qrs_width_ms(r, centre, FS) for r in x]
+    assert qrs_widths_many(np.zeros((0, 77)), 38, FS) == []
 
 
 class AllS:
