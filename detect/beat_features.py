@@ -409,15 +409,19 @@ class BeatFeaturizer:
     the signal that pending and future beats' windows can need.
     """
 
-    def __init__(self, start: int = 0, fs: int = FS) -> None:
+    def __init__(self, start: int = 0, fs: int = FS,
+                 history: buffers.History | None = None) -> None:
         if fs != FS:
             raise ValueError(f"The beat features are defined at {FS} Hz, not {fs} Hz.")
-        # Cleaned signal from stream index _buf_start, _n samples in a preallocated
-        # array moved in place (no concatenate per chunk). With the horizon it
-        # holds about a second: sized for that, grown when a push needs more
-        # (no horizon, learning, search-back), shrunk back once it does not.
-        self._data = np.empty(CAPACITY)
-        self._n = 0
+        # Cleaned signal from stream index _buf_start to _end, read from a history
+        # (a preallocated array moved in place, no concatenate per chunk). With
+        # the horizon it needs about a second; more while there is none
+        # (learning, search-back). ``history``, when given, holds the same signal
+        # from ``start`` for other readers too (a pipeline segment's VF, quality
+        # and wide-complex tracker), so the featurizer keeps no copy of its own.
+        if history is None:
+            history = buffers.History(start, CAPACITY)
+        self._hist, self._reader = history, history.join(start)
         self._buf_start = start
         self._end = start
         self._beats: deque[int] = deque()
@@ -438,6 +442,11 @@ class BeatFeaturizer:
         self._n_recent = 0
         self._max_post = int(MAX_POST_S * FS)
 
+    @property
+    def _n(self) -> int:
+        """Samples of look-back this featurizer holds on to."""
+        return self._end - self._buf_start
+
     def push(self, clean: FloatArray, beats: list[int] | tuple[int, ...] = (),
              horizon: int | None = None) -> list[BeatInput]:
         """The beats whose inputs are complete, featurized now."""
@@ -453,10 +462,8 @@ class BeatFeaturizer:
         service's path: the beat model's batcher featurizes every device's beats at once).
         Every beat must be featurized, in order, before this featurizer's later ones."""
         clean = np.asarray(clean, dtype=np.float64)
-        n, m = self._n, len(clean)
-        self._data = buffers.append(self._data, n, clean)
-        self._n = n + m
-        self._end += m
+        self._hist.put(self._end, clean)        # free if another reader put it already
+        self._end += len(clean)
         self._beats.extend(int(b) for b in beats)
         out: list[PendingBeat] = []
         while self._beats:
@@ -482,16 +489,17 @@ class BeatFeaturizer:
 
     def _emit(self, r: int, nxt: int | None) -> PendingBeat:
         """The beat's raw window and RR context; :func:`featurize` does the rest."""
-        a = r - WINDOW_BEFORE - self._buf_start
-        buf = self._data[:self._n]
-        seg = buf[max(a, 0): max(a + WINDOW, 0)]
-        if seg.size < WINDOW:
+        lo, start = r - WINDOW_BEFORE, self._buf_start
+        if lo >= start:
+            # The history moves on before featurize reads it: a copy.
+            seg = self._hist.view(lo, lo + WINDOW).copy()
+        else:
             # Only at a segment start (or a beat reported later than HISTORY):
             # pad with the nearest sample rather than fail.
-            fill = seg[0] if seg.size else (buf[0] if buf.size else 0.0)
-            seg = np.concatenate([np.full(WINDOW - seg.size, fill), seg])
-        else:
-            seg = seg.copy()          # the buffer moves on before featurize reads it
+            held = self._hist.view(start, max(lo + WINDOW, start))
+            fill = held[0] if held.size else (
+                self._hist.view(start, start + 1)[0] if self._end > start else 0.0)
+            seg = np.concatenate([np.full(WINDOW - held.size, fill), held])
 
         pre = (r - self._prev) / FS if self._prev is not None else None
         post = (min(nxt - r, self._max_post) if nxt is not None
@@ -593,11 +601,6 @@ class BeatFeaturizer:
             late = max(late, horizon)
         oldest = self._beats[0] if self._beats else self._end
         keep_from = min(oldest, late) - WINDOW_BEFORE
-        cut = keep_from - self._buf_start
-        if cut > 0:
-            n = self._n
-            self._data[:n - cut] = self._data[cut:n]
-            self._n = n - cut
-            self._buf_start += cut
-        if self._data.size > CAPACITY and 2 * self._n <= CAPACITY:
-            self._data = self._data[:CAPACITY].copy()
+        if keep_from > self._buf_start:
+            self._buf_start = keep_from
+            self._hist.need(self._reader, keep_from)
