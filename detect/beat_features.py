@@ -58,7 +58,6 @@ A beat is emitted once its window is complete and the next beat is known
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -231,6 +230,8 @@ def _normalise(beats: Sequence[PendingBeat], out: npt.NDArray[np.float32],
         else:
             scale = max(amp, 1e-3)
         history.append(amp)
+        if len(history) > AMP_BEATS:
+            del history[0]
         div[k] = max(scale, 1e-3)
     x /= np.array(div)[:, None]
     out[...] = x                                       # the float32 cast of astype
@@ -424,19 +425,20 @@ class BeatFeaturizer:
         self._hist, self._reader = history, history.join(start)
         self._buf_start = start
         self._end = start
-        self._beats: deque[int] = deque()
+        # Short queues as lists trimmed by hand: a deque costs 760 bytes however short.
+        self._beats: list[int] = []              # R indices waiting for their inputs
         self._prev: int | None = None        # R index before the oldest pending beat
-        self._rrs: deque[float] = deque(maxlen=LOCAL_BEATS)
+        self._rrs: list[float] = []              # the last LOCAL_BEATS intervals
         # |successive differences| of _rrs, oldest first, kept along with it
         # (_irregularity's median reads them every beat).
         self._steps: list[float] = []
-        self._upper_rrs: deque[float] = deque(maxlen=UPPER_BEATS)
+        self._upper_rrs: list[float] = []        # the last UPPER_BEATS intervals
         self._long: float | None = None
         self._n_rr = 0
         # Per lag, one bit per recent interval: did it differ from the one `lag` before?
         self._lag_rrs: list[float] = []          # the last max(SHARE_LAGS) intervals
         self._differs = [0] * len(SHARE_LAGS)
-        self._amps: deque[float] = deque(maxlen=AMP_BEATS)
+        self._amps: list[float] = []             # the last AMP_BEATS amplitudes
         # Ring buffer of the last TEMPLATE_BEATS windows admitted, one row per beat.
         self._recent = np.zeros((TEMPLATE_BEATS, WINDOW), np.float32)
         self._n_recent = 0
@@ -473,7 +475,7 @@ class BeatFeaturizer:
             post_known = nxt is not None or self._end - r >= self._max_post
             if not (window_done and post_known):
                 break
-            self._beats.popleft()
+            del self._beats[0]
             out.append(self._emit(r, nxt))
         self._trim(horizon)
         return out
@@ -482,7 +484,7 @@ class BeatFeaturizer:
         """As :meth:`flush`, featurized later (see :meth:`push_pending`)."""
         out = []
         while self._beats and self._beats[0] + WINDOW_AFTER <= self._end:
-            r = self._beats.popleft()
+            r = self._beats.pop(0)
             out.append(self._emit(r, self._beats[0] if self._beats else None))
         self._beats.clear()
         return out
@@ -505,7 +507,7 @@ class BeatFeaturizer:
         post = (min(nxt - r, self._max_post) if nxt is not None
                 else min(self._end - r, self._max_post)) / FS
         rrs = self._rrs
-        local = _np_sum(tuple(rrs)) / len(rrs) if rrs else (pre or _DEFAULT_RR)
+        local = _np_sum(rrs) / len(rrs) if rrs else (pre or _DEFAULT_RR)
         long = self._long if self._long is not None else local
         pre_v = pre if pre is not None else local
         irregularity = self._irregularity(local)
@@ -524,7 +526,12 @@ class BeatFeaturizer:
                     del self._steps[0]         # its older interval leaves with rrs' oldest
                 self._steps.append(abs(pre - rrs[-1]))
             rrs.append(pre)
-            self._upper_rrs.append(pre)
+            if len(rrs) > LOCAL_BEATS:
+                del rrs[0]
+            upper_rrs = self._upper_rrs
+            upper_rrs.append(pre)
+            if len(upper_rrs) > UPPER_BEATS:
+                del upper_rrs[0]
             # Running mean over the first LONG_BEATS intervals, then exponential.
             self._n_rr += 1
             gain = 1.0 / min(self._n_rr, LONG_BEATS)
