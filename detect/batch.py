@@ -40,7 +40,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .buffers import Scratch
 from .filters import SosFilter, push_many
@@ -224,28 +223,27 @@ def _candidate_widths(blocks: list[_Block], clean: list[FloatArray],
         half = half_window(fs)
         tail = 4 * half
         span = 2 * half + 1
-        ext = scratch.take("qrs.ext", (len(items), tail + m))
-        rows: list[int] = []
-        cols: list[int] = []
+        width = tail + m
+        ext = scratch.take("qrs.ext", (len(items), width))
+        starts: list[int] = []                      # of each candidate's samples in ext
         owners: list[tuple[int, int]] = []          # (block, stream index) per candidate
         for r, i in enumerate(items):
             seg = blocks[i].segment
             hist = seg.history
             if hist.n < tail:
                 continue
-            ext[r, :tail] = hist.view(hist.end - tail, hist.end)
+            ext[r, :tail] = hist.data[hist.n - tail:hist.n]
             ext[r, tail:] = clean[i]
-            first = hist.end - tail                     # stream index of ext[r, 0]
+            first = hist.end - tail - r * width         # stream index of ext.flat[r * width]
             for c in scanned[i].candidates:             # type: ignore[union-attr]
                 index = seg.offset + c.r
                 lo = index - half - first
-                if lo >= 0 and lo + span <= tail + m:
-                    rows.append(r)
-                    cols.append(lo)
+                if lo >= r * width and lo + span <= (r + 1) * width:
+                    starts.append(lo)
                     owners.append((i, index))
-        if not rows:
+        if not starts:
             continue
-        windows = sliding_window_view(ext, span, axis=1)[rows, cols]
+        windows = ext.ravel()[np.array(starts)[:, None] + np.arange(span)]
         for (i, index), width in zip(owners, qrs_widths_many(windows, half, fs)):
             if out[i] is _NO_WIDTHS:
                 out[i] = {}

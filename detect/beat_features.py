@@ -58,7 +58,6 @@ A beat is emitted once its window is complete and the next beat is known
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -231,6 +230,8 @@ def _normalise(beats: Sequence[PendingBeat], out: npt.NDArray[np.float32],
         else:
             scale = max(amp, 1e-3)
         history.append(amp)
+        if len(history) > AMP_BEATS:
+            del history[0]
         div[k] = max(scale, 1e-3)
     x /= np.array(div)[:, None]
     out[...] = x                                       # the float32 cast of astype
@@ -409,34 +410,44 @@ class BeatFeaturizer:
     the signal that pending and future beats' windows can need.
     """
 
-    def __init__(self, start: int = 0, fs: int = FS) -> None:
+    def __init__(self, start: int = 0, fs: int = FS,
+                 history: buffers.History | None = None) -> None:
         if fs != FS:
             raise ValueError(f"The beat features are defined at {FS} Hz, not {fs} Hz.")
-        # Cleaned signal from stream index _buf_start, _n samples in a preallocated
-        # array moved in place (no concatenate per chunk). With the horizon it
-        # holds about a second: sized for that, grown when a push needs more
-        # (no horizon, learning, search-back), shrunk back once it does not.
-        self._data = np.empty(CAPACITY)
-        self._n = 0
+        # Cleaned signal from stream index _buf_start to _end, read from a history
+        # (a preallocated array moved in place, no concatenate per chunk). With
+        # the horizon it needs about a second; more while there is none
+        # (learning, search-back). ``history``, when given, holds the same signal
+        # from ``start`` for other readers too (a pipeline segment's VF, quality
+        # and wide-complex tracker), so the featurizer keeps no copy of its own.
+        if history is None:
+            history = buffers.History(start, CAPACITY)
+        self._hist, self._reader = history, history.join(start)
         self._buf_start = start
         self._end = start
-        self._beats: deque[int] = deque()
+        # Short queues as lists trimmed by hand: a deque costs 760 bytes however short.
+        self._beats: list[int] = []              # R indices waiting for their inputs
         self._prev: int | None = None        # R index before the oldest pending beat
-        self._rrs: deque[float] = deque(maxlen=LOCAL_BEATS)
+        self._rrs: list[float] = []              # the last LOCAL_BEATS intervals
         # |successive differences| of _rrs, oldest first, kept along with it
         # (_irregularity's median reads them every beat).
         self._steps: list[float] = []
-        self._upper_rrs: deque[float] = deque(maxlen=UPPER_BEATS)
+        self._upper_rrs: list[float] = []        # the last UPPER_BEATS intervals
         self._long: float | None = None
         self._n_rr = 0
         # Per lag, one bit per recent interval: did it differ from the one `lag` before?
         self._lag_rrs: list[float] = []          # the last max(SHARE_LAGS) intervals
         self._differs = [0] * len(SHARE_LAGS)
-        self._amps: deque[float] = deque(maxlen=AMP_BEATS)
+        self._amps: list[float] = []             # the last AMP_BEATS amplitudes
         # Ring buffer of the last TEMPLATE_BEATS windows admitted, one row per beat.
         self._recent = np.zeros((TEMPLATE_BEATS, WINDOW), np.float32)
         self._n_recent = 0
         self._max_post = int(MAX_POST_S * FS)
+
+    @property
+    def _n(self) -> int:
+        """Samples of look-back this featurizer holds on to."""
+        return self._end - self._buf_start
 
     def push(self, clean: FloatArray, beats: list[int] | tuple[int, ...] = (),
              horizon: int | None = None) -> list[BeatInput]:
@@ -453,10 +464,8 @@ class BeatFeaturizer:
         service's path: the beat model's batcher featurizes every device's beats at once).
         Every beat must be featurized, in order, before this featurizer's later ones."""
         clean = np.asarray(clean, dtype=np.float64)
-        n, m = self._n, len(clean)
-        self._data = buffers.append(self._data, n, clean)
-        self._n = n + m
-        self._end += m
+        self._hist.put(self._end, clean)        # free if another reader put it already
+        self._end += len(clean)
         self._beats.extend(int(b) for b in beats)
         out: list[PendingBeat] = []
         while self._beats:
@@ -466,7 +475,7 @@ class BeatFeaturizer:
             post_known = nxt is not None or self._end - r >= self._max_post
             if not (window_done and post_known):
                 break
-            self._beats.popleft()
+            del self._beats[0]
             out.append(self._emit(r, nxt))
         self._trim(horizon)
         return out
@@ -475,29 +484,30 @@ class BeatFeaturizer:
         """As :meth:`flush`, featurized later (see :meth:`push_pending`)."""
         out = []
         while self._beats and self._beats[0] + WINDOW_AFTER <= self._end:
-            r = self._beats.popleft()
+            r = self._beats.pop(0)
             out.append(self._emit(r, self._beats[0] if self._beats else None))
         self._beats.clear()
         return out
 
     def _emit(self, r: int, nxt: int | None) -> PendingBeat:
         """The beat's raw window and RR context; :func:`featurize` does the rest."""
-        a = r - WINDOW_BEFORE - self._buf_start
-        buf = self._data[:self._n]
-        seg = buf[max(a, 0): max(a + WINDOW, 0)]
-        if seg.size < WINDOW:
+        lo, start = r - WINDOW_BEFORE, self._buf_start
+        if lo >= start:
+            # The history moves on before featurize reads it: a copy.
+            seg = self._hist.view(lo, lo + WINDOW).copy()
+        else:
             # Only at a segment start (or a beat reported later than HISTORY):
             # pad with the nearest sample rather than fail.
-            fill = seg[0] if seg.size else (buf[0] if buf.size else 0.0)
-            seg = np.concatenate([np.full(WINDOW - seg.size, fill), seg])
-        else:
-            seg = seg.copy()          # the buffer moves on before featurize reads it
+            held = self._hist.view(start, max(lo + WINDOW, start))
+            fill = held[0] if held.size else (
+                self._hist.view(start, start + 1)[0] if self._end > start else 0.0)
+            seg = np.concatenate([np.full(WINDOW - held.size, fill), held])
 
         pre = (r - self._prev) / FS if self._prev is not None else None
         post = (min(nxt - r, self._max_post) if nxt is not None
                 else min(self._end - r, self._max_post)) / FS
         rrs = self._rrs
-        local = _np_sum(tuple(rrs)) / len(rrs) if rrs else (pre or _DEFAULT_RR)
+        local = _np_sum(rrs) / len(rrs) if rrs else (pre or _DEFAULT_RR)
         long = self._long if self._long is not None else local
         pre_v = pre if pre is not None else local
         irregularity = self._irregularity(local)
@@ -516,7 +526,12 @@ class BeatFeaturizer:
                     del self._steps[0]         # its older interval leaves with rrs' oldest
                 self._steps.append(abs(pre - rrs[-1]))
             rrs.append(pre)
-            self._upper_rrs.append(pre)
+            if len(rrs) > LOCAL_BEATS:
+                del rrs[0]
+            upper_rrs = self._upper_rrs
+            upper_rrs.append(pre)
+            if len(upper_rrs) > UPPER_BEATS:
+                del upper_rrs[0]
             # Running mean over the first LONG_BEATS intervals, then exponential.
             self._n_rr += 1
             gain = 1.0 / min(self._n_rr, LONG_BEATS)
@@ -593,11 +608,6 @@ class BeatFeaturizer:
             late = max(late, horizon)
         oldest = self._beats[0] if self._beats else self._end
         keep_from = min(oldest, late) - WINDOW_BEFORE
-        cut = keep_from - self._buf_start
-        if cut > 0:
-            n = self._n
-            self._data[:n - cut] = self._data[cut:n]
-            self._n = n - cut
-            self._buf_start += cut
-        if self._data.size > CAPACITY and 2 * self._n <= CAPACITY:
-            self._data = self._data[:CAPACITY].copy()
+        if keep_from > self._buf_start:
+            self._buf_start = keep_from
+            self._hist.need(self._reader, keep_from)

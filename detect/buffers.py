@@ -125,15 +125,18 @@ class Scratch:
 
     def take(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
         """A working array ``name`` of ``shape`` (its memory grown, never shrunk, as needed)."""
-        dt = np.dtype(dtype)
-        size = math.prod(shape) * dt.itemsize
         buf = self._arrays.get(name)
-        if buf is None or buf.size < size:
-            # A mapping of its own, page-aligned, outside the heap: the heap's free
-            # chunks stay for the small objects that come and go.
-            buf = np.frombuffer(mmap.mmap(-1, max(size, 1)), np.uint8)
-            self._arrays[name] = buf
-        return buf[:size].view(dt).reshape(shape)
+        if buf is not None:
+            try:
+                return np.ndarray(shape, dtype, buf)        # a view of its first bytes
+            except TypeError:                               # too small: grow it below
+                pass
+        # A mapping of its own, page-aligned, outside the heap: the heap's free
+        # chunks stay for the small objects that come and go.
+        size = math.prod(shape) * np.dtype(dtype).itemsize
+        buf = np.frombuffer(mmap.mmap(-1, max(size, 1)), np.uint8)
+        self._arrays[name] = buf
+        return np.ndarray(shape, dtype, buf)
 
     @property
     def nbytes(self) -> int:

@@ -89,15 +89,16 @@ class _Segment:
         self.cleaner = CleaningFilter(fs, config.bandpass_hz, config.mains_hz, config.notch_q)
         self.detector = RPeakDetector(fs)
         # VF and quality look back over the same cleaned signal (VF a 4 s window,
-        # quality the last 2 s window and the one being filled): one history holds
-        # it for both, sized for VF's need (a window and a hop), as VF alone did.
+        # quality the last 2 s window and the one being filled), and so does the
+        # beat featurizer: one history holds it for all, sized for VF's need (a
+        # window and a hop), as VF alone did.
         vf_window, hop = VfDetector.window_and_hop(fs)
         # The pipeline's wide-complex tracker reads it too (restarted on it as the
         # segment opens).
         self.history = clean = History(offset, vf_window + hop)
         self.quality = SignalQuality(config, start=offset, history=clean)
-        # Model inputs only when there is a model to feed.
-        self.features = BeatFeaturizer(start=offset) if features else None
+        # Model inputs only when there is a model to feed (from the same history).
+        self.features = BeatFeaturizer(start=offset, history=clean) if features else None
         # VF is read from the waveform itself: QRS detection fails there.
         self.vf = VfDetector(fs, start=offset, history=clean)
         self.vf_events: list[VfEvent] = []
