@@ -70,7 +70,7 @@ class History:
     def put(self, index: int, block: FloatArray) -> None:
         """``block`` continues the signal at stream index ``index``; the part already held is
         skipped (it is the same signal, put by another reader)."""
-        skip = self.end - index
+        skip = self.start + self.n - index          # (self.end, without the property call)
         if skip < 0:
             raise ValueError(f"A block at stream index {index} leaves a hole after "
                              f"{self.end} in the history.")
@@ -80,18 +80,23 @@ class History:
 
     def view(self, lo: int, hi: int) -> np.ndarray:
         """Samples ``lo`` to ``hi`` (stream indices), a view valid until the next put or need."""
-        if lo < self.start or hi > self.end or lo > hi:
+        start = self.start
+        if lo < start or hi > start + self.n or lo > hi:
             raise ValueError(f"Samples {lo}..{hi} are not all held (history holds "
-                             f"{self.start}..{self.end}).")
-        return self.data[lo - self.start:hi - self.start]
+                             f"{start}..{self.end}).")
+        return self.data[lo - start:hi - start]
 
     def need(self, reader: int, index: int) -> None:
         """Reader ``reader`` needs nothing before stream index ``index`` any more."""
-        self._need[reader] = index
-        cut = min(min(self._need) - self.start, self.n)
+        needs = self._need
+        needs[reader] = index
+        cut = min(needs) - self.start
         if cut > 0:
-            n = self.n - cut
-            self.data[:n] = self.data[cut:self.n]
+            held = self.n
+            if cut > held:
+                cut = held
+            n = held - cut
+            self.data[:n] = self.data[cut:held]
             self.n = n
             self.start += cut
         if self.data.size > self._capacity and 2 * self.n <= self._capacity:

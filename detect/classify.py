@@ -147,12 +147,14 @@ class BeatBatcher:
         if not self._queue:
             return []
         queue, self._queue = self._queue, {}
-        flat = [(owner, i) for owner, items in queue.values() for i in items]
-        labels = self._predict([i for _, i in flat])
-        out: dict[int, tuple[object, list[tuple[int, str]]]] = {}
-        for (owner, i), label in zip(flat, labels):
-            out.setdefault(id(owner), (owner, []))[1].append((i.index, label))
-        return list(out.values())
+        labels = self._predict([i for _, items in queue.values() for i in items])
+        # The labels come back in the queue's order: each owner's are one slice.
+        out: list[tuple[object, list[tuple[int, str]]]] = []
+        k = 0
+        for owner, items in queue.values():
+            out.append((owner, [(i.index, label) for i, label in zip(items, labels[k:])]))
+            k += len(items)
+        return out
 
     def _predict(self, inputs: list[PendingBeat | BeatInput]) -> tuple[str, ...]:
         if not inputs:

@@ -38,7 +38,7 @@ from .quality_stats import WindowStats
 from .resample import Resampler
 from .rhythms import AfTracker
 from .rpeaks import RPeakDetector, Scanned
-from .vf import VfDetector, VfEvent, VfFeatures
+from .vf import Screened, VfDetector, VfEvent, VfFeatures
 from .wide_complex import WideComplexTracker
 from .types import (Action, AlarmTransition, Beat, Chunk, Condition, DeviceState, Evidence,
                     Priority, Quality, QualityWindow, check_device_id)
@@ -116,7 +116,7 @@ class _Segment:
 
     def finish(self, y: np.ndarray, clean: np.ndarray, band: np.ndarray | None = None,
                energy: tuple[np.ndarray, np.ndarray] | None = None,
-               vf: Sequence[VfFeatures] | None = None,
+               vf: Sequence[VfFeatures | Screened] | None = None,
                stats: Sequence[WindowStats] | None = None,
                scanned: Scanned | None = None,
                ) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage, signal
 
 from .buffers import Scratch, fresh
@@ -116,18 +115,23 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
     # back - la .. back + m - la; their +-la windows stay inside the row, so the
     # filter's edge mode never reaches them.
     c0, c1 = back - la, back + m - la
-    mx = ndimage.maximum_filter1d(mwi, size=2 * la + 1, axis=1, mode="nearest",
-                                  output=take("scan.max", mwi.shape))
+    # The moving maximum only where the candidates' windows reach, [c0 - la, end):
+    # the same maxima there as over the whole row (no window meets the slice's edge).
+    s0 = c0 - la
+    mx = ndimage.maximum_filter1d(mwi[:, s0:], size=2 * la + 1, axis=1, mode="nearest",
+                                  output=take("scan.max", (len(rows), back + m - s0)))
     core = mwi[:, c0:c1]
-    is_peak = (core >= mx[:, c0:c1]) & (core > mwi[:, c0 - 1:c1 - 1]) & (core > 0)
+    is_peak = (core >= mx[:, la:la + m]) & (core > mwi[:, c0 - 1:c1 - 1]) & (core > 0)
     hits_r, hits_c = np.nonzero(is_peak)
     hits_c += c0
     found: list[list[_Candidate]] = [[] for _ in rows]
     if hits_r.size:
         # Fiducial window [peak - locate, peak], inside the look-back in steady state.
-        win = sliding_window_view(ext[:2], locate + 1, axis=2)[:, hits_r, hits_c - locate]
-        ks = np.abs(win[0]).argmax(axis=1).tolist()
-        slopes = win[1].max(axis=1).tolist()
+        # (by flat index: the band and |slope| rows of ext are (rows, back + m) each)
+        span = np.arange(locate + 1)
+        flat = (hits_r * (back + m) + (hits_c - locate))[:, None] + span
+        ks = np.abs(ext[0].ravel()[flat]).argmax(axis=1).tolist()
+        slopes = ext[1].ravel()[flat].max(axis=1).tolist()
         heights = mwi[hits_r, hits_c].tolist()
         for r, c, kk, sl, h in zip(hits_r.tolist(), hits_c.tolist(), ks, slopes, heights):
             d = detectors[rows[r]]

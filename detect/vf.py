@@ -57,13 +57,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 
 from . import buffers
 from .errors import ConfigError
 from .types import FloatArray
-from .vf_features import VfFeatures, vf_features, vf_features_many
+from .vf_features import VfFeatures, vf_features, vf_features_many, vf_tcsc_many
 
 @dataclass(frozen=True, slots=True)
 class VfConfig:
@@ -139,6 +140,15 @@ class VfConfig:
                 and f.a2 >= self.min_a2 and f.amplitude_mv >= self.min_amplitude_mv)
 
 
+class Screened(NamedTuple):
+    """A window the batched pass analysed no further than its TCSC: at most
+    ``min_tcsc``, which rules VF out whatever the other features, while no VF
+    episode was open, so they would decide nothing (see
+    :meth:`VfDetector.screens_out`)."""
+
+    tcsc: float
+
+
 @dataclass(frozen=True, slots=True)
 class VfEvent:
     """VF/VFL began (``active``) or ended at sample ``index``, decided at sample ``at``.
@@ -191,7 +201,9 @@ class VfDetector:
         self._run_onset = 0
         self._calm_index = 0
         self._active = False
-        self.last: VfFeatures | None = None   # features of the latest window
+        # Features of the latest window analysed (windows screened out by the
+        # batched pass, which need none, are not: see screens_out).
+        self.last: VfFeatures | None = None
 
     @staticmethod
     def window_and_hop(fs: float, config: VfConfig | None = None) -> tuple[int, int]:
@@ -237,11 +249,20 @@ class VfDetector:
             else:
                 out[j] = clean[lo - held:lo - held + self.window]
 
+    def screens_out(self, tcsc: float) -> bool:
+        """Whether a window with this TCSC, decided next, needs no other feature: it
+        cannot be VF-like, and with no episode open a window that is not VF-like
+        only resets the run of VF-like ones (its features are not reported). The
+        batched pass then passes :class:`Screened` instead of its features; a
+        block's later windows must not be screened once one was not."""
+        return not self._active and not tcsc > self.config.min_tcsc
+
     def push(self, clean: FloatArray,
-             features: Sequence[VfFeatures] | None = None) -> list[VfEvent]:
+             features: Sequence[VfFeatures | Screened] | None = None) -> list[VfEvent]:
         """Events decided with ``clean`` known. ``features`` are those of the windows
         the block completes, computed beforehand for many devices at once
-        (:func:`vf_features_many`, detect/batch.py); else they are computed here."""
+        (:func:`vf_features_many`, detect/batch.py), or :class:`Screened` for windows
+        that need none; else they are computed here."""
         clean = np.asarray(clean, dtype=np.float64)
         m = clean.size
         count = self.windows_ending(m)
@@ -273,7 +294,13 @@ class VfDetector:
         self._run = self._calm = 0
         return out
 
-    def _decide(self, feats: VfFeatures, end: int) -> list[VfEvent]:
+    def _decide(self, feats: VfFeatures | Screened, end: int) -> list[VfEvent]:
+        if type(feats) is Screened:
+            if not self.screens_out(feats.tcsc):
+                raise RuntimeError("A VF window was screened out while an episode was open "
+                                   "or with a TCSC that does not rule VF out.")
+            self._run = 0           # as for any window that is not VF-like
+            return []
         self.last = feats
         centre = end - self.window // 2
         if self.config.is_vf(feats):
@@ -298,4 +325,5 @@ class VfDetector:
         return []
 
 
-__all__ = ["VfConfig", "VfDetector", "VfEvent", "VfFeatures", "vf_features", "vf_features_many"]
+__all__ = ["Screened", "VfConfig", "VfDetector", "VfEvent", "VfFeatures", "vf_features",
+           "vf_features_many", "vf_tcsc_many"]

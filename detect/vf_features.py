@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, fields
 
 import numpy as np
+import numpy.typing as npt
 
 from . import buffers
 from .types import FloatArray
@@ -96,6 +97,39 @@ def _percentiles_5_95_rows(x: FloatArray, c: _WindowConstants, work: FloatArray,
     return out[0], out[1]
 
 
+def _tcsc(x: FloatArray, c: _WindowConstants, work: FloatArray,
+          flags: npt.NDArray[np.bool_]) -> list[float]:
+    """TCSC (Arafat 2011) of each row of the centred windows ``x``: cosine-tapered ends
+    so a wave cut by the window edge does not count, then the share of samples above
+    0.2 of the peak. ``work`` and ``flags`` are working arrays shaped like ``x``."""
+    n = x.shape[1]
+    tx = np.multiply(x, c.taper, out=work)
+    np.abs(tx, out=tx)
+    peaks = tx.max(axis=1)
+    over = np.greater(tx, (0.2 * peaks)[:, None], out=flags)
+    above = np.count_nonzero(over, axis=1).tolist()
+    return [100.0 * float(a) / n if p > 0 else 0.0 for a, p in zip(above, peaks.tolist())]
+
+
+def vf_tcsc_many(windows: FloatArray, fs: float,
+                 scratch: buffers.Scratch | None = None) -> list[float]:
+    """The TCSC of every row of ``windows`` alone, the same to the last bit as
+    :func:`vf_features_many` computes it (the windows are left as they are): the
+    batched pass's screen, since a window whose TCSC rules VF out needs no other
+    feature while no VF episode is open (:meth:`detect.vf.VfDetector.screens_out`)."""
+    x = np.asarray(windows, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"vf_tcsc_many needs a (windows, samples) array, got shape "
+                         f"{x.shape}.")
+    k, n = x.shape
+    if k == 0:
+        return []
+    take = buffers.fresh if scratch is None else scratch.take
+    centred = np.subtract(x, (x.sum(axis=1) / n)[:, None], out=take("vf.abs", (k, n)))
+    return _tcsc(centred, _window_constants(n, float(fs)), take("vf.work", (k, n)),
+                 take("vf.spectrum", (k, n), np.bool_))
+
+
 def vf_features(x: FloatArray, fs: float) -> VfFeatures:
     """The four feature groups of one window of cleaned signal (any length >= 1 s)."""
     return vf_features_many(np.asarray(x, dtype=np.float64)[None, :], fs)[0]
@@ -171,14 +205,7 @@ def vf_features_many(windows: FloatArray, fs: float, scratch: buffers.Scratch | 
         for i, num, den in zip(rows, nums, dens):
             if den > 0:
                 leakage[i] = num / den
-    # TCSC (Arafat 2011): cosine-tapered ends so a wave cut by the window edge
-    # does not count, then the share of samples above 0.2 of the peak.
-    tx = np.multiply(x, c.taper, out=take("vf.work", (k, n)))
-    np.abs(tx, out=tx)
-    peaks = tx.max(axis=1)
-    over = np.greater(tx, (0.2 * peaks)[:, None], out=take("vf.abs", (k, n), np.bool_))
-    above = np.count_nonzero(over, axis=1).tolist()
-    tcsc = [100.0 * float(a) / n if p > 0 else 0.0 for a, p in zip(above, peaks.tolist())]
+    tcsc = _tcsc(x, c, take("vf.work", (k, n)), take("vf.abs", (k, n), np.bool_))
     s0, s1 = c.search
     if s1 <= s0:
         return [VfFeatures(leakage[i], tcsc[i], 0.0, math.inf, 0.0, amplitude[i])
@@ -212,4 +239,4 @@ def vf_features_many(windows: FloatArray, fs: float, scratch: buffers.Scratch | 
     return out  # type: ignore[return-value]
 
 
-__all__ = ["VfFeatures", "vf_features", "vf_features_many"]
+__all__ = ["VfFeatures", "vf_features", "vf_features_many", "vf_tcsc_many"]

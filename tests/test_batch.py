@@ -25,7 +25,7 @@ from detect.pipeline import DevicePipeline
 from detect.quality import DEFAULT_LIMITS, SignalQuality, assess_many, assess_window, verdict
 from detect.rpeaks import RPeakDetector, qrs_energy, scan_many
 from detect.types import Chunk, Condition
-from detect.vf import VfDetector, vf_features, vf_features_many
+from detect.vf import Screened, VfDetector, vf_features, vf_features_many, vf_tcsc_many
 from ecgwatch.evaluation.replay import chunks_of
 from ecgwatch.simulate import fleet_scenarios
 from ecgwatch.synth import synthesize
@@ -195,6 +195,35 @@ def test_features_computed_before_the_push_equal_the_stages_own(chunk):
         given[0].push(x[:1000], [])
     with pytest.raises(ValueError, match="windows"):
         given[1].push(y[:1000], x[:1000], [])
+
+
+@pytest.mark.parametrize("chunk", [250, 1000, 2600])
+def test_windows_screened_out_by_their_tcsc_give_the_same_vf_events(chunk):
+    # The batched pass gives a window only its TCSC while that rules VF out and no
+    # episode is open (detect.batch._vf_windows); the events must be the full ones.
+    x = np.concatenate([_windows(1000, 9, seed=11).ravel(), _windows(1000, 4, seed=12).ravel()])
+    own, given = VfDetector(250.0, start=40), VfDetector(250.0, start=40)
+    out_own: list = []
+    out_given: list = []
+    screened = 0
+    for k in range(0, x.size, chunk):
+        c = x[k:k + chunk]
+        windows = np.empty((given.windows_ending(c.size), given.window))
+        given.fill_windows(c, windows)
+        full = vf_features_many(windows, 250.0)
+        tcsc = vf_tcsc_many(windows, 250.0, Scratch())
+        assert [_bits(t) for t in tcsc] == [_bits(f.tcsc) for f in full]
+        feats: list = []
+        for t, f in zip(tcsc, full):
+            keep = bool(feats and not isinstance(feats[-1], Screened)) or not given.screens_out(t)
+            feats.append(f if keep else Screened(t))
+            screened += not keep
+        out_own += own.push(c)
+        out_given += given.push(c, feats)
+    assert [_bits(e) for e in out_given] == [_bits(e) for e in out_own]
+    assert any(e.active for e in out_own) and any(not e.active for e in out_own) and screened
+    with pytest.raises(RuntimeError):
+        VfDetector(250.0)._decide(Screened(90.0), 1000)       # would have been VF-like
 
 
 # -- the batcher's contract ----------------------------------------------------
