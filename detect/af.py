@@ -14,12 +14,17 @@ in continuous long-term monitoring", Comput Biol Med 65:184-191, 2015
 RR irregularity, exponential smoothing, a rate-dependent decision). Per RR
 interval r(n):
 
-1. **Ectopic beats.** With beat labels, the two intervals around a V beat
-   are left out. Without labels, an interval shorter than
+1. **Ectopic beats.** With beat labels, the two intervals around a V or F
+   beat are left out while the rhythm is regular (the service labels beats
+   before AF sees them: frequent ventricular ectopy was the commonest cause
+   of false AF on MIT-BIH); once I(n) is high they are not read, since an
+   interval around a V beat in AF is as random as any other.
+   With or without labels, an interval shorter than
    (1 - ``ectopic_ratio``) of the recent RR (median of the last ``lags``
    accepted intervals), after a regular one and followed by a pause longer
    than the recent RR, is a premature beat: both intervals are left out
-   (this holds an interval back one beat). Intervals outside
+   (this holds an interval back one beat). S labels are not used: in AF the
+   beat model's S labels are mostly false. Intervals outside
    ``min_rr_s..max_rr_s`` are detection errors and are left out too.
 2. **Relative differences at lags 1..L**, d_k(n) = |r(n) - r(n-k)| /
    ((r(n) + r(n-k)) / 2): the dRR distribution separates AF from other
@@ -88,7 +93,7 @@ from typing import Literal
 
 from .errors import ConfigError
 
-ECTOPIC_LABELS = frozenset("V")     # intervals around these beats are left out
+ECTOPIC_LABELS = frozenset("VF")    # intervals around these beats are left out
 # Page's reference value for the onset CUSUM: a Bernoulli change from p0 to p1
 # weighs an interval ln(p1/p0) if irregular and ln((1-p1)/(1-p0)) if not, which is
 # sum(x - q) scaled, with q = ln((1-p0)/(1-p1)) / ln(p1(1-p0) / (p0(1-p1))). Irregular
@@ -417,7 +422,11 @@ class AfDetector:
             self._first = b
             return []
         rr = float(b - prev)
-        ectopic = label in ECTOPIC_LABELS or prev_label in ECTOPIC_LABELS
+        # Labels guard sinus rhythm against looking irregular; once the irregularity is
+        # high they are not read: an AF interval around a V beat is as random as any
+        # other, and leaving it out only slows the detector (MIT-BIH 203).
+        ectopic = not (self._raw or self._af) and (
+            label in ECTOPIC_LABELS or prev_label in ECTOPIC_LABELS)
         if ectopic or not self._min_rr <= rr <= self._max_rr:
             self._pending = None
             return []

@@ -334,15 +334,21 @@ class DevicePipeline:
             self._quality = windows[-1].quality
         obs = self._tracker.push(beats, windows, horizon)
         transitions = self._alarms.push(obs, self._tracker.frontier)
-        transitions += self._af_alarms.push(self._af.push(beats, windows, final),
-                                            self._af.frontier)
+        if self.classifier is None:
+            transitions += self._af_alarms.push(self._af.push(beats, windows, final),
+                                                self._af.frontier)
+        else:
+            # With a model, AF takes beats as they are labelled (its ectopic filter
+            # reads V and F), in _release; here only the windows that judge them.
+            self._af.push((), windows, limit=self._af.frontier)
         wct = self._wct.push(np.zeros(0) if clean is None else clean, beats, windows, final,
                              horizon, widths)
         transitions += self._wct_alarms.push(wct, self._wct.frontier)
         if windows:
             self._windows.extend(windows)
             del self._windows[:-16]
-        labelled = self._classify(beats, inputs, final)
+        labelled, af = self._classify(beats, inputs, final)
+        transitions += af
         transitions += self._rhythms(labelled)
         return PipelineResult(tuple(beats), self._suppress(transitions), tuple(windows), labelled)
 
@@ -403,8 +409,8 @@ class DevicePipeline:
             return any(a.episode_id not in self._suppressed for a in self._wct_alarms.active())
         return False
 
-    def _classify(self, beats: list[Beat], inputs: list[PendingBeat],
-                  final: bool = False) -> tuple[Beat, ...]:
+    def _classify(self, beats: list[Beat], inputs: list[PendingBeat], final: bool = False
+                  ) -> tuple[tuple[Beat, ...], list[AlarmTransition]]:
         """Send beat inputs to the model; return the beats labelled so far.
 
         The model may answer at once (a BeatClassifier) or later in a batch
@@ -412,7 +418,7 @@ class DevicePipeline:
         the end of a segment it must answer at once.
         """
         if self.classifier is None:
-            return ()
+            return (), []
         for b in beats:
             self._unlabelled[b.index] = b
         if inputs or final:
@@ -424,8 +430,9 @@ class DevicePipeline:
     def apply_labels(self, pairs: list[tuple[int, str]]) -> PipelineResult:
         """Labels for beats this pipeline submitted earlier (batched across devices)."""
         self._labelled(pairs)
-        labelled = self._release(False)
-        return PipelineResult(transitions=self._rhythms(labelled), classified=labelled)
+        labelled, af = self._release(False)
+        transitions = self._suppress(af) + self._rhythms(labelled)
+        return PipelineResult(transitions=transitions, classified=labelled)
 
     def _labelled(self, pairs: list[tuple[int, str]]) -> None:
         for index, label in pairs:
@@ -433,12 +440,14 @@ class DevicePipeline:
             if beat is not None:
                 self._to_label.append((beat, label))
 
-    def _release(self, final: bool) -> tuple[Beat, ...]:
-        """Labelled beats whose quality window is known, in order; Q in bad signal,
-        N for S in atrial fibrillation already decided at that beat.
+    def _release(self, final: bool) -> tuple[tuple[Beat, ...], list[AlarmTransition]]:
+        """Labelled beats whose quality window is known, in order, and the AF alarms
+        they decide; Q in bad signal, N for S in atrial fibrillation already decided
+        at that beat.
 
         Waiting for the window makes the labels independent of chunking; so does
-        the AF state, which the AF tracker (fed up to the same window) gives per beat.
+        the AF state, which the AF tracker (fed these beats with their labels, up
+        to the same window) gives per beat.
         """
         covered = self._windows[-1].end if self._windows else 0
         queue = self._to_label
@@ -449,15 +458,22 @@ class DevicePipeline:
         for beat, label in queue[:k]:
             if not usable_at(self._windows, beat.index):
                 label = "Q"
-            elif label == "S" and self._af.af_at(beat.index):
-                # In atrial fibrillation there is no sinus rhythm for a beat to be
-                # premature to: MIT-BIH (and EC57) label its beats N, and the
-                # model's S labels there are its commonest false ones.
-                label = "N"
             # Beat(...) as dataclasses.replace builds it, without its per-field lookups.
             out.append(Beat(beat.device_id, beat.index, beat.time, beat.rr, label))
         del queue[:k]
-        return tuple(out)
+        # Beats still to come: those queued for their window or awaiting labels.
+        waiting = [queue[0][0].index] if queue else []
+        if self._unlabelled:
+            waiting.append(min(self._unlabelled))
+        af = self._af_alarms.push(self._af.push(out, (), final, min(waiting, default=None)),
+                                  self._af.frontier)
+        for i, beat in enumerate(out):
+            if beat.label == "S" and self._af.af_at(beat.index):
+                # In atrial fibrillation there is no sinus rhythm for a beat to be
+                # premature to: MIT-BIH (and EC57) label its beats N, and the
+                # model's S labels there are its commonest false ones.
+                out[i] = Beat(beat.device_id, beat.index, beat.time, beat.rr, "N")
+        return tuple(out), af
 
     def _rhythms(self, labelled: tuple[Beat, ...]) -> tuple[AlarmTransition, ...]:
         if not labelled:

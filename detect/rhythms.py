@@ -7,7 +7,9 @@ so this tracker
 
 * holds each beat until the quality window that contains it has been judged
   (windows are 2 s, so AF decisions run up to one window behind the beats;
-  waiting also makes the result independent of chunking);
+  waiting also makes the result independent of chunking); with a beat model
+  the pipeline feeds beats only once they are labelled, so the detector's
+  ectopic filter can leave out V and F beats;
 * feeds the detector only beats in usable windows; the first unusable window
   ends the detector's evidence (an open episode ends at the last good beat)
   and the next usable beat starts a fresh detector, which needs its own
@@ -56,9 +58,15 @@ class AfTracker:
 
     # ------------------------------------------------------------------ input
     def push(self, beats: Sequence[Beat], windows: Sequence[QualityWindow],
-             final: bool = False) -> list[Observation]:
+             final: bool = False, limit: int | None = None) -> list[Observation]:
         """New beats and quality windows; ``final`` at the end of a segment releases
-        every held beat and ends the detector's evidence (a gap or the record's end)."""
+        every held beat and ends the detector's evidence (a gap or the record's end).
+
+        Beats carry their labels to the detector (its ectopic filter leaves out
+        the intervals around V and F beats). A caller that feeds beats only once
+        they are labelled gives ``limit``, the first index where a beat may still
+        come: the frontier stays below it although later windows are known.
+        """
         self._pending.extend(beats)
         self._windows.extend(windows)
         del self._windows[:-32]
@@ -76,8 +84,8 @@ class AfTracker:
         if final:
             out += self._close(self.frontier)
             self._note(self.frontier)
-        self.frontier = max(self.frontier, min(self._covered, self._pending[0].index)
-                            if self._pending else self._covered)
+        ahead = min(self._covered, self._pending[0].index) if self._pending else self._covered
+        self.frontier = max(self.frontier, ahead if limit is None else min(ahead, limit))
         return out
 
     def gap(self, index: int) -> list[Observation]:
@@ -128,7 +136,7 @@ class AfTracker:
             self._span = (beat.index, beat.index)
         assert self._span is not None
         self._span = (self._span[0], beat.index)
-        return [self._observe(e) for e in self._det.push([beat.index])]
+        return [self._observe(e) for e in self._det.push([beat.index], [beat.label])]
 
     def _close(self, index: int) -> list[Observation]:
         """End the current detector's evidence (unusable signal, gap or end)."""

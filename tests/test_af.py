@@ -200,3 +200,17 @@ def test_afdb_held_out_episode_sensitivity():
     gross = summarise(scores)["gross"]
     assert gross["episode_se_long"] >= 0.90, gross
     assert gross["duration_ppv"] >= 0.80, gross
+
+
+def test_labels_are_not_read_once_the_rhythm_is_irregular():
+    # V labels guard sinus rhythm; inside AF they would only slow the detector.
+    rr = np.concatenate([sinus(120), af_rr(600), sinus(120, seed=3)])
+    beats = beats_from_rr(rr)
+    plain, _ = run(beats)
+    assert [e.kind for e in plain] == ["onset", "offset"]
+    rng = np.random.default_rng(2)
+    # V labels on 40 % of the beats from the onset's decision to the end of the AF.
+    labels = ["V" if plain[0].decision_index < b < plain[1].index and rng.random() < 0.4
+              else "N" for b in beats]
+    det = AfDetector(FS, AfConfig())
+    assert det.push(beats, labels) + det.flush() == plain
