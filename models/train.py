@@ -334,14 +334,14 @@ def main(argv: list[str] | None = None) -> None:
     # The chosen configuration's out-of-fold logits, for analyses on DS1 alone
     # (bench/af_veto_oof.py), in the beat order of load_beats(DS1).
     np.save(out / "oof_logits.npy", oofs[chosen.name])
+    # 2. Decision biases from the winner's out-of-fold logits.
+    bias = tune_biases(oofs[chosen.name], ds1.labels)
     if args.cv_only:
-        (out / "cv_report.json").write_text(json.dumps({"cv": cv, "chosen": chosen.name},
-                                                       indent=2))
+        (out / "cv_report.json").write_text(json.dumps(
+            {"cv": cv, "chosen": chosen.name, "decision_bias": bias.tolist()}, indent=2))
         print(render_cv(cv, chosen.name))
         return
 
-    # 2. Decision biases from the winner's out-of-fold logits.
-    bias = tune_biases(oofs[chosen.name], ds1.labels)
     oof_cm_raw = confusion(ds1.labels, oofs[chosen.name].argmax(1))
     oof_cm = confusion(ds1.labels, (oofs[chosen.name] + bias).argmax(1))
 
