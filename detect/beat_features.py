@@ -64,7 +64,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from . import buffers
+from . import buffers, template_medians
+from .template_medians import _NETWORK_FROM, _PASS, _filling_medians, _full_medians, _ring_medians
 from .types import FloatArray
 
 FS = 250                     # internal rate the model is trained at
@@ -73,6 +74,7 @@ WINDOW_AFTER = 96            # 0.384 s after R
 WINDOW = WINDOW_BEFORE + WINDOW_AFTER
 CHANNELS = 2                 # model input channels: the beat and its template
 TEMPLATE_BEATS = 16
+assert TEMPLATE_BEATS == template_medians.TEMPLATE_BEATS     # the medians' networks' size
 LOCAL_BEATS = 10
 LONG_BEATS = 300
 UPPER_BEATS = 32
@@ -175,6 +177,9 @@ class PendingBeat:
 
 _MID = (WINDOW // 2 - 1, WINDOW // 2)    # the two middle order statistics of a window
 _CORE = slice(WINDOW_BEFORE - 5, WINDOW_BEFORE + 6)
+# Beats whose windows one pass of featurize normalises: (256, 160) float64 per
+# working array, bounded however many beats a tick brings.
+_ROWS = 256
 
 
 def featurize(beats: Sequence[PendingBeat], scratch: buffers.Scratch | None = None,
@@ -237,94 +242,6 @@ def _normalise(beats: Sequence[PendingBeat], out: npt.NDArray[np.float32],
     out[...] = x                                       # the float32 cast of astype
 
 
-def _median_network(n: int, *outputs: int) -> tuple[tuple[int, int], ...]:
-    """The compare-exchanges of a sorting network for ``n`` = 16 inputs (Green's,
-    60 in 10 layers; listed by Knuth, TAOCP 3, 5.3.4) that the given outputs depend
-    on: 54 for the two middle ones. Checked on all 2^16 0-1 inputs in the tests."""
-    assert n == 16
-    layers = (((0, 13), (1, 12), (2, 15), (3, 14), (4, 8), (5, 6), (7, 11), (9, 10)),
-              ((0, 5), (1, 7), (2, 9), (3, 4), (6, 13), (8, 14), (10, 15), (11, 12)),
-              ((0, 1), (2, 3), (4, 5), (6, 8), (7, 9), (10, 11), (12, 13), (14, 15)),
-              ((0, 2), (1, 3), (4, 10), (5, 11), (6, 7), (8, 9), (12, 14), (13, 15)),
-              ((1, 2), (3, 12), (4, 6), (5, 7), (8, 10), (9, 11), (13, 14)),
-              ((1, 4), (2, 6), (5, 8), (7, 10), (9, 13), (11, 14)),
-              ((2, 4), (3, 6), (9, 12), (11, 13)),
-              ((3, 5), (6, 8), (7, 9), (10, 12)),
-              ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12)),
-              ((6, 7), (8, 9)))
-    need, kept = set(outputs), []
-    for i, j in reversed([c for layer in layers for c in layer]):
-        if i in need or j in need:
-            kept.append((i, j))
-            need |= {i, j}
-    return tuple(reversed(kept))
-
-
-_MIDDLE = (TEMPLATE_BEATS // 2 - 1, TEMPLATE_BEATS // 2)
-_NETWORK = _median_network(TEMPLATE_BEATS, *_MIDDLE)
-# Full rings whose medians one network pass computes: (16, 64, 160) float32 stays
-# in the caches (passes of 64 took 5.4 us per ring, of 1,000 7.4, np.sort 10-13).
-_PASS = 64
-# Beats whose windows one pass of featurize normalises: (256, 160) float64 per
-# working array, bounded however many beats a tick brings.
-_ROWS = 256
-_NETWORK_FROM = 8           # full rings in a round from which the network pays
-
-
-def _full_medians(rings: list[npt.NDArray[np.float32]],
-                  take: Callable[..., np.ndarray] = buffers.fresh) -> npt.NDArray[np.float32]:
-    """Element-wise medians of full template rings (each (TEMPLATE_BEATS, WINDOW)).
-
-    The two middle order statistics come out of a sorting network run on all
-    rings side by side (np.minimum and np.maximum on (rings, WINDOW) slabs, one
-    pair per compare-exchange) instead of sorting 160 rows of 16 per ring: the
-    values a sort gives, so the medians are np.median's to the bit (finite
-    inputs; which of two zeros of opposite sign lands in the middle is not
-    fixed by a sort either)."""
-    out = np.empty((len(rings), WINDOW), np.float32)
-    lo, hi = _MIDDLE
-    for start in range(0, len(rings), _PASS):
-        group = rings[start:start + _PASS]
-        stacked = np.stack(group, axis=1, out=take("beat.rings", (TEMPLATE_BEATS, len(group),
-                                                                  WINDOW), np.float32))
-        s = list(stacked)                                         # (16, m, WINDOW)
-        spare = take("beat.spare", s[0].shape, np.float32)
-        for i, j in _NETWORK:
-            a, b = s[i], s[j]
-            np.minimum(a, b, out=spare)
-            np.maximum(a, b, out=b)
-            s[i], spare = spare, a
-        np.add(s[lo], s[hi], out=out[start:start + len(s[lo])])
-    out /= np.float32(2)
-    return out
-
-
-def _ring_medians(rings: list[npt.NDArray[np.float32]],
-                  take: Callable[..., np.ndarray] = buffers.fresh) -> npt.NDArray[np.float32]:
-    """Element-wise medians of rings of one fill (each ``(n, WINDOW)``), as
-    :meth:`BeatFeaturizer._template` computes them ring by ring: each sample's n
-    values go through the same sort (numpy sorts every 1-D slice along the axis
-    with one function; here the slices lie contiguous, ``(rings, WINDOW, n)``, so
-    none is copied to a buffer first), and the two middle ones are averaged in
-    float32. One sort call per pass of rings instead of one per beat."""
-    n = rings[0].shape[0]
-    mid = n // 2
-    out = np.empty((len(rings), WINDOW), np.float32)
-    for start in range(0, len(rings), _PASS):
-        group = rings[start:start + _PASS]
-        ordered = take("beat.rings", (len(group), WINDOW, n), np.float32)
-        for j, ring in enumerate(group):
-            ordered[j] = ring.T
-        ordered.sort(axis=2)
-        part = out[start:start + len(group)]
-        if n % 2:
-            part[...] = ordered[:, :, mid]
-        else:
-            np.add(ordered[:, :, mid - 1], ordered[:, :, mid], out=part)
-            part /= np.float32(2)
-    return out
-
-
 def _templates(beats: Sequence[PendingBeat], windows: npt.NDArray[np.float32],
                scratch: buffers.Scratch | None = None) -> None:
     """Each beat's template (``windows[:, 1]``) from its featurizer's previous windows,
@@ -362,10 +279,13 @@ def _templates(beats: Sequence[PendingBeat], windows: npt.NDArray[np.float32],
                 for k in same:
                     windows[k, 1] = beats[k].owner._template(windows[k, 0])
                 continue
+            # Enough rings of one fill: the full rings' network, padded (as fast for
+            # two windows as for sixteen, twice as fast as the sort from two on).
+            network = n >= 2 and len(same) >= _NETWORK_FROM
+            medians = _filling_medians if network else _ring_medians
             for start in range(0, len(same), _PASS):
                 group = same[start:start + _PASS]
-                windows[group, 1] = _ring_medians([beats[k].owner._recent[:n] for k in group],
-                                                  take)
+                windows[group, 1] = medians([beats[k].owner._recent[:n] for k in group], take)
         for k in ks:
             b = beats[k]
             if b.admit:

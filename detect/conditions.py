@@ -68,6 +68,7 @@ from itertools import islice
 from dataclasses import dataclass
 
 from .config import DetectorConfig
+from .records import quick_init
 from .types import Beat, Condition, Evidence, Kind, Quality, QualityWindow, check_device_id
 
 IndexToTime = Callable[[int], float]
@@ -75,6 +76,7 @@ IndexToTime = Callable[[int], float]
 _PHYSIOLOGICAL = tuple(c for c in Condition if c.kind is Kind.PHYSIOLOGICAL)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Observation:
     """Condition ``condition`` became ``active`` (or not) at sample ``index``.

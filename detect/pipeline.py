@@ -35,6 +35,7 @@ from .config import DetectorConfig
 from .filters import CleaningFilter
 from .quality import SignalQuality, usable_at
 from .quality_stats import WindowStats
+from .records import quick_init
 from .resample import Resampler
 from .rhythms import AfTracker
 from .rpeaks import RPeakDetector, Scanned
@@ -53,6 +54,7 @@ _VF_EXPLAINS = frozenset({Condition.EXTREME_TACHYCARDIA, Condition.VENTRICULAR_C
                           Condition.ATRIAL_FIBRILLATION, Condition.WIDE_COMPLEX_TACHYCARDIA})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PipelineResult:
     """What one call produced. ``beats`` come as soon as they are detected;

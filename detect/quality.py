@@ -91,6 +91,7 @@ from .errors import ConfigError
 from .quality_stats import WindowStats, steady_run_bounds, window_stats_many
 from .quality_stats import median as _median
 from .quality_stats import percentiles as _percentiles  # noqa: F401  (tests check it)
+from .records import quick_init
 from .types import FloatArray, Quality, QualityWindow
 
 
@@ -136,6 +137,7 @@ class QualityLimits:
 DEFAULT_LIMITS = QualityLimits()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Assessment:
     """The verdict on one window and the numbers it was drawn from."""

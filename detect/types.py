@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import ChunkError
+from .records import quick_init
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -35,6 +36,7 @@ def check_device_id(device_id: object) -> str:
     return device_id
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A run of consecutive samples from one device and one lead.
@@ -92,6 +94,7 @@ class Chunk:
         return self.t0 + self.duration
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Beat:
     """One detected heartbeat.
@@ -186,6 +189,7 @@ class Action(str, enum.Enum):
     CLEARED = "cleared"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """What an alarm was decided on: rates, intervals and the signal window."""
@@ -299,6 +303,7 @@ for _q in Quality:
 del _q
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class QualityWindow:
     """Quality of internal-rate samples ``start`` (inclusive) to ``end`` (exclusive)."""

@@ -17,6 +17,7 @@ from detect.config import DetectorConfig
 from detect.batch import Filtered, SignalBatcher
 from detect.classify import BeatBatcher
 from detect.pipeline import DevicePipeline, PipelineResult
+from detect.records import quick_init
 from detect.types import AlarmTransition, Beat, Chunk, DeviceState, check_device_id
 
 from .reassembly import Duplicate, Gap, Late, Ready, StreamEvent, StreamReassembler
@@ -39,6 +40,7 @@ class Pipeline(Protocol):
 PipelineFactory = Callable[[str, DetectorConfig], Pipeline]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MonitorResult:
     """What one push/tick/flush produced, for publishing and counting."""

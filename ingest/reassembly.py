@@ -51,6 +51,7 @@ from typing import ClassVar, NamedTuple, Union
 
 from detect.config import DetectorConfig
 from detect.errors import StreamError
+from detect.records import quick_init
 from detect.types import Chunk, check_device_id
 
 
@@ -64,6 +65,7 @@ class GapReason(str, enum.Enum):
     NO_DATA = "no_data"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ready:
     """The next chunk of the stream, in seq order; feed it to the pipeline."""

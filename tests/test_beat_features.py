@@ -182,18 +182,19 @@ def test_with_the_horizon_the_look_back_is_short_and_the_inputs_the_same():
 def test_the_median_network_sorts_every_zero_one_input_into_its_middle_pair():
     # 0-1 principle: a comparator network that puts every 0-1 input's middle pair
     # in place does so for every input.
-    from detect.beat_features import _MIDDLE, _NETWORK
+    from detect.template_medians import _MIDDLE, _NETWORK, _NETWORK_LOW
     bits = ((np.arange(1 << TEMPLATE_BEATS)[:, None] >> np.arange(TEMPLATE_BEATS)) & 1)
-    s = list(bits.T.astype(np.int8))
-    for i, j in _NETWORK:
-        s[i], s[j] = np.minimum(s[i], s[j]), np.maximum(s[i], s[j])
     ordered = np.sort(bits, axis=1)
-    for k in _MIDDLE:
-        assert np.array_equal(s[k], ordered[:, k])
+    for network, outputs in ((_NETWORK, _MIDDLE), (_NETWORK_LOW, _MIDDLE[:1])):
+        s = list(bits.T.astype(np.int8))
+        for i, j in network:
+            s[i], s[j] = np.minimum(s[i], s[j]), np.maximum(s[i], s[j])
+        for k in outputs:
+            assert np.array_equal(s[k], ordered[:, k])
 
 
 def test_full_ring_medians_are_numpys_to_the_last_bit_with_ties():
-    from detect.beat_features import _full_medians
+    from detect.template_medians import _full_medians
     rng = np.random.default_rng(7)
     rings = [rng.standard_normal((TEMPLATE_BEATS, WINDOW)).astype(np.float32)
              for _ in range(150)]
@@ -205,17 +206,22 @@ def test_full_ring_medians_are_numpys_to_the_last_bit_with_ties():
         assert got[k].tobytes() == np.median(r, axis=0).astype(np.float32).tobytes(), k
 
 
-def test_filling_ring_medians_sorted_together_are_each_rings_own_to_the_last_bit():
-    from detect.beat_features import _PASS, _ring_medians
+@pytest.mark.parametrize("how", ["sorted", "network"])
+def test_filling_ring_medians_sorted_together_are_each_rings_own_to_the_last_bit(how):
+    # The network pads the rings with infinities; a pass with a -0.0 is sorted instead.
+    from detect.template_medians import _PASS, _filling_medians, _ring_medians
+    medians = _ring_medians if how == "sorted" else _filling_medians
     rng = np.random.default_rng(8)
-    for n in range(1, TEMPLATE_BEATS + 1):
+    for n in range(1, TEMPLATE_BEATS + (how == "sorted")):
         rings = [rng.standard_normal((n, WINDOW)).astype(np.float32)
                  for _ in range(_PASS + 5)]             # more than one pass
-        for r in rings[::3]:                   # ties, and zeros of both signs
+        for r in rings[::3]:                   # ties, and (the second pass) zeros of both signs
             r[rng.integers(0, n, 3)] = r[0]
-            r[:, :10], r[:, 10:14] = 0.25, -0.0
+            r[:, :10] = 0.25
+        for r in rings[_PASS + 2::3]:          # (rings[::3])
+            r[:, 10:14] = -0.0
             r[:n // 2, 12:14] = 0.0
-        got = _ring_medians(rings)
+        got = medians(rings)
         for k, r in enumerate(rings):
             f = BeatFeaturizer()
             f._recent[:n], f._n_recent = r, n
