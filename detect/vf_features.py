@@ -111,17 +111,21 @@ def _tcsc(x: FloatArray, c: _WindowConstants, work: FloatArray,
     return [100.0 * float(a) / n if p > 0 else 0.0 for a, p in zip(above, peaks.tolist())]
 
 
+def _window_rows(windows: np.ndarray, caller: str) -> tuple[np.ndarray, int, int]:
+    """``windows`` as a float64 (windows, samples) array with its shape; refused otherwise."""
+    x = np.asarray(windows, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{caller} needs a (windows, samples) array, got shape {x.shape}.")
+    return x, x.shape[0], x.shape[1]
+
+
 def vf_tcsc_many(windows: FloatArray, fs: float,
                  scratch: buffers.Scratch | None = None) -> list[float]:
     """The TCSC of every row of ``windows`` alone, the same to the last bit as
     :func:`vf_features_many` computes it (the windows are left as they are): the
     batched pass's screen, since a window whose TCSC rules VF out needs no other
     feature while no VF episode is open (:meth:`detect.vf.VfDetector.screens_out`)."""
-    x = np.asarray(windows, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"vf_tcsc_many needs a (windows, samples) array, got shape "
-                         f"{x.shape}.")
-    k, n = x.shape
+    x, k, n = _window_rows(windows, "vf_tcsc_many")
     if k == 0:
         return []
     take = buffers.fresh if scratch is None else scratch.take
@@ -164,11 +168,7 @@ def vf_features_many(windows: FloatArray, fs: float, scratch: buffers.Scratch | 
     ``overwrite`` the windows themselves (a float64 C-ordered array) are centred
     in place, as in a copy.
     """
-    x = np.asarray(windows, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"vf_features_many needs a (windows, samples) array, got shape "
-                         f"{x.shape}.")
-    k, n = x.shape
+    x, k, n = _window_rows(windows, "vf_features_many")
     if k == 0:
         return []
     take = buffers.fresh if scratch is None else scratch.take
