@@ -66,6 +66,23 @@ def test_batched_labels_and_alarms_equal_immediate_ones_with_one_call_per_tick()
                for t in alone_tr)
 
 
+def test_batched_af_alarms_and_veto_equal_immediate_ones():
+    # AF takes beats once labelled (its ectopic filter reads V and F), so labels that
+    # come a tick later must not change its alarms or the S veto.
+    from ecgwatch.evaluation.records import read_signal
+    rec = REC.with_name("203")                  # AF with frequent multiform PVCs
+    x, fs = read_signal(rec)
+    chunks = chunks_of(x[: int(300 * fs)], fs, 1.0, "dev-af")
+    model = BeatClassifier()
+    [(alone_beats, alone_tr)] = _run([DevicePipeline("dev-af", classifier=model)], chunks)
+    batcher = BeatBatcher(model)
+    [(beats, tr)] = _run([DevicePipeline("dev-af", classifier=batcher)], chunks, batcher)
+    assert [(b.index, b.label) for b in beats] == [(b.index, b.label) for b in alone_beats]
+    assert [t.id for t in tr] == [t.id for t in alone_tr]
+    assert any(t.condition.value == "atrial_fibrillation" for t in alone_tr)
+    assert [b.label for b in alone_beats].count("V") > 50
+
+
 @pytest.mark.broker
 def test_the_service_labels_beats_and_raises_a_ventricular_rhythm_alarm(
         broker, run_service, mqtt_collector, mqtt_publisher):
