@@ -68,7 +68,10 @@ class Resampler:
         if self.identity:
             self._n_in += x.size
             self._m += x.size
-            return x.copy()
+            # A read-only array that owns its data (a Chunk's samples) does not change
+            # under the caller, so it goes on as it is; anything else is copied, so
+            # that the output never aliases an array someone may still write.
+            return x if x.base is None and not x.flags.writeable else x.copy()
         up, down, k = self.up, self.down, self._k
         n_total = self._n_in + x.size
         # Output m uses upsampled index n = m*down, i.e. inputs up to floor(n/up).

@@ -25,6 +25,7 @@ DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MIN_FS, MAX_FS = 100.0, 1000.0
 MAX_ABS_T0_S = 1e10          # device times beyond +-317 years are no clock's
 MIN_CHUNK_S, MAX_CHUNK_S = 0.1, 10.0
+_FLOAT64 = np.dtype(np.float64)
 
 
 def check_device_id(device_id: object) -> str:
@@ -54,35 +55,47 @@ class Chunk:
 
     def __post_init__(self) -> None:
         dev = check_device_id(self.device_id)
-        where = f"Chunk seq {self.seq!r} from device {dev!r}"
-        if not isinstance(self.seq, int) or isinstance(self.seq, bool) or self.seq < 0:
-            raise ChunkError(f"{where} has seq {self.seq!r}; it must be a non-negative integer.",
-                             device_id=dev, reason="bad_seq")
-        if (not isinstance(self.t0, (int, float)) or not math.isfinite(self.t0)
-                or abs(self.t0) > MAX_ABS_T0_S):
-            raise ChunkError(f"{where} has start time t0={self.t0!r}; it must be a finite number "
-                             f"of seconds within +-{MAX_ABS_T0_S:.0e} (device clock, e.g. Unix "
-                             "time).", device_id=dev, seq=self.seq, reason="bad_time")
-        if (not isinstance(self.fs, (int, float)) or not math.isfinite(self.fs)
-                or not MIN_FS <= self.fs <= MAX_FS):
-            raise ChunkError(f"{where} has sampling rate fs={self.fs!r} Hz; ecgwatch accepts "
-                             f"{MIN_FS:g} to {MAX_FS:g} Hz.", device_id=dev, seq=self.seq,
+        # Each type test tries the exact type the decoders give first: a failed
+        # isinstance against a tuple of types costs several times as much.
+        seq, t0, fs = self.seq, self.t0, self.fs
+        if not (type(seq) is int or isinstance(seq, int) and not isinstance(seq, bool)) \
+                or seq < 0:
+            raise ChunkError(f"{self._where()} has seq {seq!r}; it must be a non-negative "
+                             "integer.", device_id=dev, reason="bad_seq")
+        if (not (type(t0) is float or isinstance(t0, (int, float))) or not math.isfinite(t0)
+                or abs(t0) > MAX_ABS_T0_S):
+            raise ChunkError(f"{self._where()} has start time t0={t0!r}; it must be a finite "
+                             f"number of seconds within +-{MAX_ABS_T0_S:.0e} (device clock, e.g. "
+                             "Unix time).", device_id=dev, seq=seq, reason="bad_time")
+        if (not (type(fs) is float or isinstance(fs, (int, float))) or not math.isfinite(fs)
+                or not MIN_FS <= fs <= MAX_FS):
+            raise ChunkError(f"{self._where()} has sampling rate fs={fs!r} Hz; ecgwatch "
+                             f"accepts {MIN_FS:g} to {MAX_FS:g} Hz.", device_id=dev, seq=seq,
                              reason="bad_rate")
         s = self.samples
-        if not isinstance(s, np.ndarray) or s.ndim != 1 or s.dtype != np.float64:
-            raise ChunkError(f"{where} must carry a 1-D float64 sample array.",
-                             device_id=dev, seq=self.seq, reason="bad_samples")
-        dur = s.size / self.fs
+        if not isinstance(s, np.ndarray) or s.ndim != 1 or (
+                s.dtype is not _FLOAT64 and s.dtype != np.float64):
+            raise ChunkError(f"{self._where()} must carry a 1-D float64 sample array.",
+                             device_id=dev, seq=seq, reason="bad_samples")
+        dur = s.size / fs
         # A little slack so that e.g. 25 samples at 250 Hz (0.1 s) always pass.
         if not MIN_CHUNK_S - 1e-9 <= dur <= MAX_CHUNK_S + 1e-9:
-            raise ChunkError(f"{where} holds {s.size} samples at {self.fs:g} Hz ({dur:.3g} s); "
-                             f"chunks must last {MIN_CHUNK_S:g} to {MAX_CHUNK_S:g} s.",
-                             device_id=dev, seq=self.seq, reason="bad_length")
-        if not np.isfinite(s).all():
+            raise ChunkError(f"{self._where()} holds {s.size} samples at {fs:g} Hz "
+                             f"({dur:.3g} s); chunks must last {MIN_CHUNK_S:g} to "
+                             f"{MAX_CHUNK_S:g} s.", device_id=dev, seq=seq, reason="bad_length")
+        # One cheap call for the common case: the sum of squares is finite only if
+        # every sample is (a NaN or an infinity makes it NaN or infinite). Only a
+        # non-finite sum, which samples beyond 1e154 also give by overflowing (with
+        # numpy's overflow warning), needs the sample-by-sample test.
+        if not math.isfinite(s.dot(s)) and not np.isfinite(s).all():
             bad = int(np.flatnonzero(~np.isfinite(s))[0])
-            raise ChunkError(f"{where} has a non-finite sample ({s[bad]!r}) at index {bad}.",
-                             device_id=dev, seq=self.seq, reason="non_finite")
+            raise ChunkError(f"{self._where()} has a non-finite sample ({s[bad]!r}) at index "
+                             f"{bad}.", device_id=dev, seq=seq, reason="non_finite")
         s.setflags(write=False)
+
+    def _where(self) -> str:
+        """How messages name this chunk (built only for a message: most chunks pass)."""
+        return f"Chunk seq {self.seq!r} from device {self.device_id!r}"
 
     @property
     def duration(self) -> float:

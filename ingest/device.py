@@ -58,6 +58,7 @@ class MonitorResult:
 
 
 _NOTHING = MonitorResult()
+_ONE_CHUNK = MonitorResult(chunks=1)      # a chunk analysed, nothing (yet) to show for it
 
 
 class DeviceMonitor:
@@ -123,6 +124,8 @@ class DeviceMonitor:
             e = events[0]
             if isinstance(e, Ready):
                 r = self.pipeline.push(e.chunk)
+                if not (r.beats or r.transitions or r.classified):
+                    return _ONE_CHUNK     # batched filters: the results come in resume
                 return MonitorResult(r.beats, r.transitions, (), 1, r.classified)
         beats: list[Beat] = []
         classified: list[Beat] = []

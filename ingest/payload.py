@@ -78,6 +78,8 @@ LEAD_CODES: dict[int, str] = {
 _LEAD_TO_CODE = {name: code for code, name in LEAD_CODES.items()}
 _LEAD_RE = re.compile(r"[ -~]{1,%d}" % MAX_LEAD_LEN)     # printable ASCII
 _JSON_WS = b" \t\r\n"
+_COUNTS = np.dtype("<i2")                # binary samples
+_I16_MIN, _I16_MAX = -32768, 32767      # the range of binary counts
 
 
 # ---------------------------------------------------------------- decoding
@@ -126,11 +128,21 @@ def _decode_binary(dev: str, payload: bytes) -> Chunk:
     if (flags != 0 or n > MAX_SAMPLES or len(payload) != BINARY_HEADER_SIZE + 2 * n
             or not math.isfinite(t0) or not (math.isfinite(gain) and gain > 0) or lead is None):
         _check_binary_header(dev, payload, flags, seq, t0, gain, lead_code, n)
-    counts = np.frombuffer(payload, dtype="<i2", count=n, offset=BINARY_HEADER_SIZE)
-    # (counts - baseline) / gain in float64, without the astype temporary.
-    mv = np.subtract(counts, float(baseline), dtype=np.float64)
-    mv /= float(gain)
-    return _make_chunk(dev, seq, t0, float(fs), mv, lead)
+    # (Positional arguments and a dtype object: keywords and a dtype string cost
+    # the call as much again.)
+    counts = np.frombuffer(payload, _COUNTS, n, BINARY_HEADER_SIZE)
+    # mV = (counts - baseline) / gain in float64, in place after the conversion;
+    # no subtraction at baseline 0 (x - 0.0 is x).
+    mv = counts.astype(np.float64)
+    if baseline:
+        mv -= float(baseline)
+    gain = float(gain)
+    mv /= gain
+    # No int16 count lies further from the baseline than this many mV (the
+    # difference is exact, and rounding the quotient is monotonic), so at the
+    # usual gains no sample needs looking at to know it is within the limit.
+    bound = max(_I16_MAX - baseline, baseline - _I16_MIN) / gain
+    return _make_chunk(dev, seq, t0, float(fs), mv, lead, bound)
 
 
 def _check_binary_header(dev: str, payload: bytes, flags: int, seq: int, t0: float,
@@ -305,12 +317,17 @@ def _parse_json_object(dev: str, payload: bytes) -> dict[str, Any]:
     return doc
 
 
-def _make_chunk(dev: str, seq: int, t0: float, fs: float, mv: np.ndarray, lead: str) -> Chunk:
-    # The common case in one reduction: the largest |sample| within the limit means
-    # every sample is finite and small enough (NaN fails the comparison, as inf does
-    # the limit), so the two checks below, with their messages, run only otherwise.
-    if mv.size and np.abs(mv).max() <= MAX_ABS_MV:
-        return Chunk(dev, seq, t0, fs, np.ascontiguousarray(mv, dtype=np.float64), lead)
+def _make_chunk(dev: str, seq: int, t0: float, fs: float, mv: np.ndarray, lead: str,
+                bound: float = math.inf) -> Chunk:
+    """The chunk of samples ``mv`` (mV), whose magnitudes the caller knows to be at most
+    ``bound`` (a number or inf), checked against :data:`MAX_ABS_MV`."""
+    # The common case in one reduction (or none, when ``bound`` already settles it):
+    # the largest |sample| within the limit means every sample is finite and small
+    # enough (NaN fails the comparison, as inf does the limit), so the two checks
+    # below, with their messages, run only otherwise.
+    # (Both decoders build ``mv`` afresh in float64, so it is Chunk's own contiguous array.)
+    if mv.size and (bound <= MAX_ABS_MV or np.abs(mv).max() <= MAX_ABS_MV):
+        return Chunk(dev, seq, t0, fs, mv, lead)
     finite = np.isfinite(mv)
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])
@@ -324,7 +341,7 @@ def _make_chunk(dev: str, seq: int, t0: float, fs: float, mv: np.ndarray, lead: 
                 f"Samples payload seq {seq} from device {dev!r} has {mv[bad]:.6g} mV at index "
                 f"{bad}; ecgwatch accepts at most {MAX_ABS_MV:g} mV in magnitude.")
     # Chunk checks rate range, duration and finiteness and raises ChunkError.
-    return Chunk(dev, seq, t0, fs, np.ascontiguousarray(mv, dtype=np.float64), lead)
+    return Chunk(dev, seq, t0, fs, mv, lead)
 
 
 def _as_int(value: object) -> int | None:

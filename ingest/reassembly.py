@@ -221,10 +221,15 @@ class StreamReassembler:
             raise StreamError(f"Chunk seq {chunk.seq} of device {chunk.device_id!r} was routed "
                               f"to the stream of device {self.device_id!r}.",
                               device_id=chunk.device_id, seq=chunk.seq, reason="wrong_stream")
+        seq = chunk.seq
+        if seq == self._next_seq and not self._held:
+            # Most chunks: the next one, nothing held (so nothing to expire either).
+            # What holding then draining it does.
+            self._arrived(now)
+            return self._release(chunk, None)
         # Expire first, as if tick(now) had just run: results then do not depend
         # on how often the caller ticks.
         events = self._expire(now)
-        seq = chunk.seq
         if self._next_seq is not None and seq < self._next_seq:
             if self._is_restart(chunk):
                 self._arrived(now)
@@ -235,10 +240,6 @@ class StreamReassembler:
                 events.append(Late(self.device_id, seq, self._next_seq - 1))
         elif seq in self._held:
             events.append(Duplicate(self.device_id, seq))
-        elif seq == self._next_seq and not self._held:
-            # Most chunks: the next one, nothing held. What holding then draining it does.
-            self._arrived(now)
-            events += self._release(chunk, None)
         else:
             self._arrived(now)
             self._held[seq] = (chunk, now)
@@ -249,7 +250,7 @@ class StreamReassembler:
 
     def tick(self, now: float) -> list[StreamEvent]:
         """Let wall time pass without data: give up on missing seqs, report silence."""
-        events = self._expire(now)
+        events = self._expire(now) if self._held else []     # (most calls: nothing held)
         if (self._last is not None and self._last_arrival is not None
                 and not self._silence_reported
                 and self._last_arrival + self.config.no_data_timeout_s <= now):
