@@ -188,10 +188,16 @@ class AfEvent:
                              f"{self.decision_index}.")
 
 
-def _median(values: array) -> float:
-    s = sorted(values)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+def _least_median(rings: list[array]) -> float:
+    """min over ``rings`` of each one's median (one call per beat, not one per lag)."""
+    least = math.inf
+    for values in rings:
+        s = sorted(values)
+        n = len(s)
+        m = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+        if m < least:
+            least = m
+    return least
 
 
 class _Recent:
@@ -386,7 +392,24 @@ class AfDetector:
                              f"{self._prev}; beats must be ascending and pushed once.")
         if label not in KNOWN_LABELS:
             raise ValueError(f"Beat label {label!r} is not one of N, S, V, F, Q.")
-        return self._on_beat(b, label)
+        # The interval this beat ends, read here rather than in a helper (every beat).
+        prev, prev_label = self._prev, self._prev_label
+        self._prev, self._prev_label = b, label
+        if prev is None:
+            self._first = b
+            return []
+        rr = float(b - prev)
+        # Labels guard sinus rhythm against looking irregular; once the irregularity is
+        # high they are not read: an AF interval around a V beat is as random as any
+        # other, and leaving it out only slows the detector (MIT-BIH 203).
+        ectopic = not (self._raw or self._af) and (
+            label in ECTOPIC_LABELS or prev_label in ECTOPIC_LABELS)
+        if ectopic or not self._min_rr <= rr <= self._max_rr:
+            self._pending = None
+            return []
+        if self._eps <= 0:
+            return self._on_interval(rr, b)
+        return self._filter_ectopic(rr, b)
 
     def flush(self) -> list[AfEvent]:
         """End of the stream: close an open episode (a candidate too short is dropped)."""
@@ -424,25 +447,6 @@ class AfDetector:
         return self._irr or 0.0
 
     # -------------------------------------------------------------- features
-    def _on_beat(self, b: int, label: str) -> list[AfEvent]:
-        prev, prev_label = self._prev, self._prev_label
-        self._prev, self._prev_label = b, label
-        if prev is None:
-            self._first = b
-            return []
-        rr = float(b - prev)
-        # Labels guard sinus rhythm against looking irregular; once the irregularity is
-        # high they are not read: an AF interval around a V beat is as random as any
-        # other, and leaving it out only slows the detector (MIT-BIH 203).
-        ectopic = not (self._raw or self._af) and (
-            label in ECTOPIC_LABELS or prev_label in ECTOPIC_LABELS)
-        if ectopic or not self._min_rr <= rr <= self._max_rr:
-            self._pending = None
-            return []
-        if self._eps <= 0:
-            return self._on_interval(rr, b)
-        return self._filter_ectopic(rr, b)
-
     def _filter_ectopic(self, rr: float, b: int) -> list[AfEvent]:
         """Leave out a premature interval and the longer one after it (label-free ectopy).
 
@@ -467,19 +471,19 @@ class AfDetector:
         return out + self._on_interval(rr, b)
 
     def _on_interval(self, rr: float, b: int) -> list[AfEvent]:
-        hist = self._history
-        full = len(hist) == self.config.lags
+        hist, c = self._history, self.config
+        full = len(hist) == c.lags
         if full:
-            at = self._dk_at
+            at, level = self._dk_at, self._level
             irregular = 0
             for q, h in zip(self._dk, hist):
                 d = q[at] = abs(rr - h) / (0.5 * (rr + h))
-                irregular += d > self._level
+                irregular += d > level
             # Irregular: it differs from most of the previous lags intervals (in bigeminy
             # or trigeminy one lag in two or three repeats it, so at most half differ
             # on most intervals).
             self._intervals.push(b - int(rr), 2 * irregular > len(hist))
-            self._dk_at = (at + 1) % self.config.median_beats
+            self._dk_at = (at + 1) % c.median_beats
             self._dk_n += 1
             # A turning point at the previous interval: the RR series changed direction
             # there (Dash et al. 2009).
@@ -487,16 +491,16 @@ class AfDetector:
         hist.insert(0, rr)
         if full:
             hist.pop()
-        if not full or self._dk_n < self.config.median_beats:
+        if not full or self._dk_n < c.median_beats:
             return []
-        m = min(_median(q) for q in self._dk)
+        m = _least_median(self._dk)
         self._recent.push(m, b, rr, turning)
         if self._m_ema is None:
             self._m_ema, self._rr_ema = m, rr
         else:
             self._m_ema += self._alpha * (m - self._m_ema)
             self._rr_ema += self._alpha * (rr - self._rr_ema)
-        self._irr = self._m_ema * (self._ref_rr / self._rr_ema) ** self.config.rate_exponent
+        self._irr = self._m_ema * (self._ref_rr / self._rr_ema) ** c.rate_exponent
         return self._decide(b)
 
     # -------------------------------------------------------------- decisions

@@ -253,49 +253,43 @@ class ConditionTracker:
     # ---------------------------------------------------------------- sweep
 
     def _sweep(self, frontier: int) -> list[Observation]:
+        """Handle every event due before ``frontier``, in sample order.
+
+        The next event is the smallest (index, kind) among the candidates, kinds
+        tried in their order so a later kind wins only when strictly earlier (as
+        min() of tuples). Found here, not in a helper: this loop runs a few times
+        per chunk, a call and a tuple each time cost about as much as the choice.
+        """
         out: list[Observation] = []
+        beats, windows, active = self._beats, self._windows, self._active
         while True:
-            event = self._next_event(frontier)
-            if event is None:
+            pos = kind = -1
+            if self._usable and _ASYSTOLE not in active:
+                pos, kind = self._reference() + self._asystole_n, _DEADLINE
+            current = self._current
+            if current is not None:
+                if kind < 0 or current.end < pos:
+                    pos, kind = current.end, _WINDOW_END
+            elif windows and (kind < 0 or windows[0].start < pos):
+                pos, kind = windows[0].start, _WINDOW_START
+            if beats and (kind < 0 or beats[0].index < pos):
+                pos, kind = beats[0].index, _BEAT
+            # Beats need the horizon strictly beyond them; the rest may sit on the frontier.
+            if kind < 0 or pos > frontier or (kind == _BEAT and pos >= frontier):
                 break
-            pos, kind = event
             if pos > self._pos:
                 self._pos = pos
-            if kind == _DEADLINE:
-                out.append(self._on_asystole(pos))
+            if kind == _BEAT:                 # most events
+                out += self._on_beat(beats.pop(0))
             elif kind == _WINDOW_END:
-                out.extend(self._on_window_end())
+                out += self._on_window_end()
             elif kind == _WINDOW_START:
-                out.extend(self._on_window_start(self._windows.pop(0)))
+                out += self._on_window_start(windows.pop(0))
             else:
-                out.extend(self._on_beat(self._beats.pop(0)))
-        self._pos = max(self._pos, frontier)
+                out.append(self._on_asystole(pos))
+        if frontier > self._pos:
+            self._pos = frontier
         return out
-
-    def _next_event(self, frontier: int) -> tuple[int, int] | None:
-        # The smallest (index, kind) among the candidates, kinds tried in their
-        # order so a later kind wins only when strictly earlier (as min() of tuples).
-        pos, kind = -1, -1
-        if self._usable and _ASYSTOLE not in self._active:
-            pos, kind = self._reference() + self._asystole_n, _DEADLINE
-        if self._current is not None:
-            p = self._current.end
-            if kind < 0 or p < pos:
-                pos, kind = p, _WINDOW_END
-        elif self._windows:
-            p = self._windows[0].start
-            if kind < 0 or p < pos:
-                pos, kind = p, _WINDOW_START
-        if self._beats:
-            p = self._beats[0].index
-            if kind < 0 or p < pos:
-                pos, kind = p, _BEAT
-        if kind < 0:
-            return None
-        # Beats need the horizon strictly beyond them; the rest may sit on the frontier.
-        if pos > frontier or (kind == _BEAT and pos >= frontier):
-            return None
-        return pos, kind
 
     def _reference(self) -> int:
         """Last beat of the usable stretch, or its start when it has none yet."""

@@ -138,7 +138,12 @@ class AfTracker:
                 break
             done += 1
             if usable_at(windows, index):
-                out += self._feed(beat)
+                det = self._det
+                if det is None:               # a fresh start (after a gap or bad signal)
+                    det = self._det = AfDetector(self.fs, self.config)
+                events = det.beat(index, beat.label)
+                if events:
+                    out += [self._observe(e) for e in events]
             else:
                 out += self._close(index)
             self._note(index)
@@ -146,13 +151,6 @@ class AfTracker:
                 self.frontier = index
         del pending[:done]
         return out
-
-    def _feed(self, beat: Beat) -> list[Observation]:
-        det = self._det
-        if det is None:
-            det = self._det = AfDetector(self.fs, self.config)
-        events = det.beat(beat.index, beat.label)
-        return [self._observe(e) for e in events] if events else events
 
     def _close(self, index: int) -> list[Observation]:
         """End the current detector's evidence (unusable signal, gap or end)."""
