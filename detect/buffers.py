@@ -39,16 +39,20 @@ class History:
     the one being filled); one history holds it once for both. Each reader
     puts every block it is given (a block already held is not written again:
     the second reader's put is free) and says from which stream index it still
-    needs samples; everything before the earliest need is dropped, moved in
-    place in one preallocated array (grown by :func:`append` if a long block
-    does not fit, shrunk back to ``capacity`` once half of that holds it all).
+    needs samples; everything before the earliest need is dropped. The samples
+    live in one preallocated array: a drop only moves where they begin
+    (``data`` is a view from there), and a put that finds no room after them
+    moves them to the front first, so with a block's worth of spare room they
+    move every other block instead of every time (the array is grown by
+    :func:`append` if a long block does not fit, and shrunk back to
+    ``capacity`` once half of that holds it all).
     """
 
-    __slots__ = ("data", "start", "n", "_need", "_capacity")
+    __slots__ = ("data", "start", "n", "_buf", "_need", "_capacity")
 
     def __init__(self, start: int, capacity: int) -> None:
         self._capacity = capacity
-        self.data = np.empty(capacity)
+        self._buf = self.data = np.empty(capacity)   # data: from the first sample held
         self.start = int(start)          # stream index of data[0]
         self.n = 0                       # samples held
         self._need: list[int] = []       # per reader: nothing before this is needed
@@ -82,7 +86,10 @@ class History:
         if n + m <= data.size:                      # it fits: append()'s path, without the call
             data[n:n + m] = block[skip:] if skip else block
         else:
-            self.data = append(data, n, block[skip:])
+            buf = self._buf
+            if data is not buf:
+                buf[:n] = data[:n]                  # to the front (numpy copies overlaps safely)
+            self._buf = self.data = append(buf, n, block[skip:])
         self.n = n + m
 
     def view(self, lo: int, hi: int) -> np.ndarray:
@@ -103,14 +110,17 @@ class History:
             if cut > held:
                 cut = held
             n = held - cut
-            data = self.data
-            data[:n] = data[cut:held]
             self.n = n
             self.start += cut
+            # The samples stay where they are (a put moves them when it needs the
+            # room); with none left the next put writes from the front again.
+            self.data = self.data[cut:] if n else self._buf
             # Shrink back once half the capacity holds it all. Only a cut can make that
             # true (a put only adds samples), so it is checked only here.
-            if data.size > self._capacity and 2 * n <= self._capacity:
-                self.data = data[:self._capacity].copy()
+            if self._buf.size > self._capacity and 2 * n <= self._capacity:
+                buf = np.empty(self._capacity)
+                buf[:n] = self.data[:n]
+                self._buf = self.data = buf
 
 
 class Scratch:

@@ -26,33 +26,23 @@ import numpy as np
 from . import DETECTOR_VERSION
 from .alarms import AlarmManager
 from .batch import Filtered, SignalBatcher
-from .beat_features import WINDOW_AFTER, BeatFeaturizer, PendingBeat
-from .buffers import History
+from .beat_features import PendingBeat
 from .classify import BeatBatcher, BeatClassifier
 from .conditions import ConditionTracker, Observation
 from .ectopy import EctopyTracker
 from .config import DetectorConfig
-from .filters import CleaningFilter
-from .quality import SignalQuality, usable_at
-from .quality_stats import WindowStats
+from .quality import usable_at
 from .records import quick_init
 from .resample import Resampler
 from .rhythms import AfTracker
-from .rpeaks import RPeakDetector, Scanned
-from .vf import Screened, VfDetector, VfEvent, VfFeatures
+from .segment import SignalSegment
+from .suppression import AlarmSuppression
 from .wide_complex import WideComplexTracker
-from .types import (Action, AlarmTransition, Beat, Chunk, Condition, DeviceState, Evidence,
+from .types import (AlarmTransition, Beat, Chunk, Condition, DeviceState, Evidence,
                     Priority, Quality, QualityWindow, check_device_id)
 
 _EMPTY = np.zeros(0)
 _PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
-_VT = frozenset({Condition.VENTRICULAR_TACHYCARDIA, Condition.SUSTAINED_VT,
-                 Condition.WIDE_COMPLEX_TACHYCARDIA})
-# Alarms that flutter waves counted as beats would raise during VF.
-_VF_EXPLAINS = frozenset({Condition.EXTREME_TACHYCARDIA, Condition.VENTRICULAR_COUPLET,
-                          Condition.BIGEMINY, Condition.TRIGEMINY,
-                          Condition.ATRIAL_FIBRILLATION, Condition.WIDE_COMPLEX_TACHYCARDIA})
-
 
 @quick_init
 @dataclass(frozen=True, slots=True)
@@ -84,90 +74,6 @@ def _alarm_rank(a) -> int:
     return _PRIORITY_RANK[a.condition.priority]
 
 
-class _Segment:
-    """The signal chain for one contiguous run of samples at one input rate."""
-
-    def __init__(self, fs_in: float, offset: int, config: DetectorConfig,
-                 features: bool = False) -> None:
-        fs = config.fs
-        self.fs_in = fs_in
-        self.offset = offset                  # stream index of this segment's sample 0
-        self.resampler = Resampler(fs_in, fs)
-        self.cleaner = CleaningFilter(fs, config.bandpass_hz, config.mains_hz, config.notch_q)
-        self.detector = RPeakDetector(fs)
-        # VF and quality look back over the same cleaned signal (VF a 4 s window,
-        # quality the last 2 s window and the one being filled), and so does the
-        # beat featurizer: one history holds it for all, sized for VF's need (a
-        # window and a hop), as VF alone did.
-        vf_window, hop = VfDetector.window_and_hop(fs)
-        # The pipeline's wide-complex tracker reads it too (restarted on it as the
-        # segment opens).
-        self.history = clean = History(offset, vf_window + hop)
-        self.quality = SignalQuality(config, start=offset, history=clean)
-        # Model inputs only when there is a model to feed (from the same history).
-        self.features = BeatFeaturizer(start=offset, history=clean) if features else None
-        # VF is read from the waveform itself: QRS detection fails there.
-        self.vf = VfDetector(fs, start=offset, history=clean)
-        self.vf_events: list[VfEvent] = []
-        self.clean = np.zeros(0)              # the cleaned signal of the last push
-        self.usable = True                    # quality of the last window
-
-    @property
-    def end(self) -> int:
-        """Stream index just after the last sample produced."""
-        return self.offset + self.resampler.produced
-
-    def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
-        y = self.resampler.push(samples)
-        return self.finish(y, self.cleaner.push(y))
-
-    def finish(self, y: np.ndarray, clean: np.ndarray, band: np.ndarray | None = None,
-               energy: tuple[np.ndarray, np.ndarray] | None = None,
-               vf: Sequence[VfFeatures | Screened] | None = None,
-               stats: Sequence[WindowStats] | None = None,
-               scanned: Scanned | None = None,
-               ) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
-        """The chain after the filters: ``y`` resampled, ``clean`` through the
-        cleaning filter, ``band`` through the detector's QRS band-pass and
-        ``energy`` its slope and integral, ``vf`` the features of the VF windows
-        and ``stats`` the statistics of the quality windows this block completes,
-        ``scanned`` the detector's candidate scan (None: the stages compute them;
-        detect/batch.py computes them for many devices at once)."""
-        self.clean = clean
-        events = self.vf.push(clean, vf)
-        if events:                            # a few chunks a minute at most
-            self.vf_events += events
-        windows = self.quality.push(y, clean, stats)
-        for w in windows:
-            # Signal usable again after noise: the detector's levels are stale
-            # (noise peaks inflated them), so it learns afresh from here.
-            if w.quality.usable and not self.usable:
-                self.detector.relearn(w.end - self.offset)
-            self.usable = w.quality.usable
-        offset = self.offset
-        peaks = [p + offset for p in self.detector.push(y, band, energy, scanned)]
-        features = (self.features.push_pending(clean, peaks, self.horizon())
-                    if self.features else [])
-        return peaks, windows, features
-
-    def close(self) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
-        """Decide what is pending at the end of the segment."""
-        end = self.end
-        # Silence through the detector completes its look-ahead and search-back;
-        # only beats before the real end count.
-        tail = self.detector.push(np.zeros(int(round(2.0 * self.detector.fs))))
-        peaks = [p + self.offset for p in tail if p + self.offset < end]
-        # The last beats' windows run past the end: complete them with silence.
-        inputs = (self.features.push_pending(np.zeros(WINDOW_AFTER), peaks)
-                  + self.features.flush_pending() if self.features else [])
-        self.vf_events += self.vf.flush()
-        self.clean = np.zeros(0)
-        return peaks, self.quality.flush(), inputs
-
-    def horizon(self) -> int:
-        return self.offset + self.detector.horizon
-
-
 class DevicePipeline:
     """All per-device analysis state, fed chunk by chunk; pure and deterministic."""
 
@@ -187,7 +93,7 @@ class DevicePipeline:
         self._windows: list[QualityWindow] = []       # the last 16 judged
         self.fs = self.config.fs
         self._origin: float | None = None
-        self._seg: _Segment | None = None
+        self._seg: SignalSegment | None = None
         self._end = 0                          # stream index analysed up to
         self._resume_gap: tuple[float, float, str] | None = None
         self._beats = 0
@@ -212,7 +118,8 @@ class DevicePipeline:
         self._wct = WideComplexTracker(self.fs, self._time)
         self._wct_alarms = AlarmManager(device_id, self.config, DETECTOR_VERSION, self.fs,
                                         index_to_time=self._time)
-        self._suppressed: set[str] = set()    # episode ids held back during VF
+        # Alarms another open alarm explains are not raised (detect/suppression.py).
+        self._suppression = AlarmSuppression(self._ectopy_alarms, self._wct_alarms)
 
     # ----------------------------------------------------------------- input
     def push(self, chunk: Chunk) -> PipelineResult:
@@ -227,8 +134,9 @@ class DevicePipeline:
         seg = self._seg
         assert seg is not None
         if self.signals is not None:
-            self.signals.submit(self, seg, seg.resampler.push(chunk.samples))
-            self._end = seg.offset + seg.resampler.produced      # seg.end
+            resampler = seg.resampler
+            self.signals.submit(self, seg, resampler.push(chunk.samples))
+            self._end = seg.offset + resampler.produced      # seg.end
             return out
         peaks, windows, inputs = seg.push(chunk.samples)
         self._end = seg.end
@@ -245,7 +153,7 @@ class DevicePipeline:
                                             block.scanned)
         return self._after_filters(seg, peaks, windows, inputs, block.widths)
 
-    def _after_filters(self, seg: _Segment, peaks: list[int], windows: list[QualityWindow],
+    def _after_filters(self, seg: SignalSegment, peaks: list[int], windows: list[QualityWindow],
                        inputs: list[PendingBeat],
                        widths: Mapping[int, float] | None = None) -> PipelineResult:
         horizon = seg.horizon()
@@ -305,13 +213,13 @@ class DevicePipeline:
         if self._origin is None:
             # Resampled sample 0 lies ``delay`` before the first input sample.
             self._origin = chunk.t0 - delay
-            self._seg = _Segment(chunk.fs, 0, self.config, self.classifier is not None)
+            self._seg = SignalSegment(chunk.fs, 0, self.config, self.classifier is not None)
             self._wct.restart(0, self._seg.history)      # nothing to end: nothing began
             return _NOTHING
         # Later segments sit on the same grid; a clock that stepped backwards
         # must not reuse indices, so the grid only moves forward.
         offset = max(self._index(chunk.t0 - delay), self._end)
-        self._seg = _Segment(chunk.fs, offset, self.config, self.classifier is not None)
+        self._seg = SignalSegment(chunk.fs, offset, self.config, self.classifier is not None)
         out = list(self._alarms.push(self._tracker.gap(offset), offset))
         out += self._ectopy_alarms.push(self._ectopy.gap(offset), offset)
         out += self._af_alarms.push(self._af.gap(offset), offset)
@@ -354,22 +262,21 @@ class DevicePipeline:
         if self.classifier is None:
             transitions += self._af_alarms.push(self._af.push(beats, windows, final),
                                                 self._af.frontier)
-        else:
-            # With a model, AF takes beats as they are labelled (its ectopic filter
-            # reads V and F), in _release; here only the windows that judge them.
-            self._af.push((), windows, False, self._af.frontier)
-        wct = self._wct.push(np.zeros(0) if clean is None else clean, beats, windows, final,
+        # (With a model, AF takes beats as they are labelled, its ectopic filter
+        # reads V and F, and these windows with them: in _release.)
+        wct = self._wct.push(_EMPTY if clean is None else clean, beats, windows, final,
                              horizon, widths)
         transitions += self._wct_alarms.push(wct, self._wct.frontier)
         if windows:
             self._windows.extend(windows)
             del self._windows[:-16]
-        labelled, af = self._classify(beats, inputs, final)
+        labelled, af = self._classify(beats, inputs, windows, final)
         transitions += af
         transitions += self._rhythms(labelled)
-        return PipelineResult(tuple(beats), self._suppress(transitions), tuple(windows), labelled)
+        shown = self._suppression.filter(transitions, self._vf_active)
+        return PipelineResult(tuple(beats), shown, tuple(windows), labelled)
 
-    def _vf(self, seg: _Segment, final: bool = False) -> PipelineResult:
+    def _vf(self, seg: SignalSegment, final: bool = False) -> PipelineResult:
         """VF alarms from the segment's waveform detector, decided as its windows end.
 
         Not gated by the quality grade: VF looks like noise to the quality
@@ -394,45 +301,11 @@ class DevicePipeline:
         transitions = self._vf_alarms.push(obs, frontier)
         return PipelineResult(transitions=tuple(transitions)) if transitions else _NOTHING
 
-    def _suppress(self, transitions: list[AlarmTransition]) -> tuple[AlarmTransition, ...]:
-        """Alarms another open alarm explains are not raised (their whole episode
-        is held back): during VF the rate and pattern alarms its waves cause;
-        during VT extreme tachycardia; and VT from labels and from QRS width are
-        one alarm, whichever came first (docs/alarms.md)."""
-        if not transitions:                   # most calls
-            return ()
-        out = []
-        for t in transitions:
-            if t.episode_id in self._suppressed:
-                continue
-            if t.action is Action.RAISED and (
-                    (self._vf_active and t.condition in _VF_EXPLAINS)
-                    or self._one_vt_alarm_is_on(t.condition)
-                    or (t.condition is Condition.EXTREME_TACHYCARDIA and self._vt_on())):
-                self._suppressed.add(t.episode_id)
-                continue
-            out.append(t)
-        return tuple(out)
-
-    def _vt_on(self) -> bool:
-        """A ventricular tachycardia alarm (from labels or width) is open and shown."""
-        return any(a.episode_id not in self._suppressed and a.condition in _VT
-                   for a in self._ectopy_alarms.active() + self._wct_alarms.active())
-
-    def _one_vt_alarm_is_on(self, cond: Condition) -> bool:
-        """VT from labels and wide-complex tachycardia are two views of one run:
-        whichever is raised first stands alone."""
-        if cond is Condition.WIDE_COMPLEX_TACHYCARDIA:
-            return any(a.condition is Condition.VENTRICULAR_TACHYCARDIA and
-                       a.episode_id not in self._suppressed
-                       for a in self._ectopy_alarms.active())
-        if cond is Condition.VENTRICULAR_TACHYCARDIA:
-            return any(a.episode_id not in self._suppressed for a in self._wct_alarms.active())
-        return False
-
-    def _classify(self, beats: list[Beat], inputs: list[PendingBeat], final: bool = False
+    def _classify(self, beats: list[Beat], inputs: list[PendingBeat],
+                  windows: Sequence[QualityWindow] = (), final: bool = False
                   ) -> tuple[tuple[Beat, ...], list[AlarmTransition]]:
-        """Send beat inputs to the model; return the beats labelled so far.
+        """Send beat inputs to the model; return the beats labelled so far (and
+        their AF alarms, ``windows`` the quality windows new in this call).
 
         The model may answer at once (a BeatClassifier) or later in a batch
         with other devices (a BeatBatcher, then :meth:`apply_labels`); at
@@ -446,13 +319,13 @@ class DevicePipeline:
             pairs = self.classifier.submit(self, inputs, now=final)
             if pairs:
                 self._labelled(pairs)
-        return self._release(final)
+        return self._release(final, windows)
 
     def apply_labels(self, pairs: list[tuple[int, str]]) -> PipelineResult:
         """Labels for beats this pipeline submitted earlier (batched across devices)."""
         self._labelled(pairs)
         labelled, af = self._release(False)
-        transitions = self._suppress(af) + self._rhythms(labelled)
+        transitions = self._suppression.filter(af, self._vf_active) + self._rhythms(labelled)
         return PipelineResult(transitions=transitions, classified=labelled)
 
     def _labelled(self, pairs: list[tuple[int, str]]) -> None:
@@ -461,17 +334,21 @@ class DevicePipeline:
             if beat is not None:
                 self._to_label.append((beat, label))
 
-    def _release(self, final: bool) -> tuple[tuple[Beat, ...], list[AlarmTransition]]:
+    def _release(self, final: bool, windows: Sequence[QualityWindow] = ()
+                 ) -> tuple[tuple[Beat, ...], list[AlarmTransition]]:
         """Labelled beats whose quality window is known, in order, and the AF alarms
         they decide; Q in bad signal, N for S in atrial fibrillation already decided
         at that beat.
 
         Waiting for the window makes the labels independent of chunking; so does
         the AF state, which the AF tracker (fed these beats with their labels, up
-        to the same window) gives per beat.
+        to the same window) gives per beat. The AF tracker gets the new quality
+        ``windows`` in the same call (one call per chunk, not two): it holds no
+        beat between calls (each beat comes once its window is known), so they
+        release nothing on their own.
         """
-        windows = self._windows
-        covered = windows[-1].end if windows else 0
+        judged = self._windows
+        covered = judged[-1].end if judged else 0
         queue = self._to_label
         n = len(queue)
         k = n if final else 0
@@ -480,7 +357,7 @@ class DevicePipeline:
         out = []
         if k:
             for beat, label in queue[:k]:
-                if not usable_at(windows, beat.index):
+                if not usable_at(judged, beat.index):
                     label = "Q"
                 # The unlabelled beat is labelled N: an N beat is that (frozen) beat again.
                 # Others as dataclasses.replace builds them, without its per-field lookups.
@@ -490,9 +367,10 @@ class DevicePipeline:
         # The first beat still to come: queued for its window or awaiting its label.
         limit = queue[0][0].index if queue else None
         if self._unlabelled:
-            first = min(self._unlabelled)
+            # Beats go in ascending (and leave in any order): the first key is the least.
+            first = next(iter(self._unlabelled))
             limit = first if limit is None or first < limit else limit
-        af = self._af_alarms.push(self._af.push(out, (), final, limit), self._af.frontier)
+        af = self._af_alarms.push(self._af.push(out, windows, final, limit), self._af.frontier)
         if not out:
             return (), af
         for i, beat in enumerate(out):
@@ -507,7 +385,8 @@ class DevicePipeline:
         if not labelled:
             return ()
         obs = self._ectopy.push(labelled)
-        return self._suppress(self._ectopy_alarms.push(obs, self._ectopy.frontier))
+        transitions = self._ectopy_alarms.push(obs, self._ectopy.frontier)
+        return self._suppression.filter(transitions, self._vf_active)
 
 
     def _rhythm(self) -> str:
@@ -531,20 +410,21 @@ class DevicePipeline:
                   + self._af_alarms.active() + self._vf_alarms.active()
                   + self._wct_alarms.active())
         if active:
-            active = tuple(sorted((a for a in active if a.episode_id not in self._suppressed),
-                                  key=_alarm_rank))
+            active = tuple(sorted(self._suppression.shown(active), key=_alarm_rank))
         now = self._time(self._end)
         per_hour = self._ectopy.per_hour(now) if self.classifier else _NO_COUNTS
+        quality = self._quality
+        # Positional, in DeviceState's field order: keywords cost the call a dict.
         return DeviceState(
-            device_id=self.device_id,
-            time=None if self._origin is None else now,
-            heart_rate=self._tracker.heart_rate() if self._quality.usable else None,
-            rhythm=self._rhythm(),
-            quality=self._quality,
-            active_alarms=active,
-            af_burden=self._af.burden,
-            sveb_per_hour=per_hour["sveb_per_hour"],
-            veb_per_hour=per_hour["veb_per_hour"],
-            beats=self._beats,
-            detector_version=DETECTOR_VERSION,
+            self.device_id,
+            None if self._origin is None else now,                      # time
+            self._tracker.heart_rate() if quality.usable else None,     # heart_rate
+            self._rhythm(),
+            quality,
+            active,                                                     # active_alarms
+            self._beats,
+            DETECTOR_VERSION,
+            per_hour["sveb_per_hour"],
+            per_hour["veb_per_hour"],
+            self._af.burden,                                            # af_burden
         )

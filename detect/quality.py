@@ -247,29 +247,43 @@ def verdict(s: WindowStats, fs: float, limits: QualityLimits,
     ptp) compute it, on the same elements in the same order, so the verdicts
     and scores are the same to the last bit; only the per-call overhead is gone.
     """
+    return Assessment(*_judge(s, fs, limits, reference_rms))
+
+
+# Looked up once: an enum member costs a class attribute lookup each time.
+_GOOD, _NOISY, _UNUSABLE = Quality.GOOD, Quality.NOISY, Quality.UNUSABLE
+_SATURATED, _LEADS_OFF = Quality.SATURATED, Quality.LEADS_OFF
+Judgement = tuple[Quality, float, str, "float | None", "float | None", "float | None",
+                  "float | None", "float | None", "float | None"]
+
+
+def _judge(s: WindowStats, fs: float, limits: QualityLimits,
+           reference_rms: float | None) -> Judgement:
+    """:func:`verdict`'s fields, in order, as a plain tuple: the quality judge reads four
+    of them per window, and building the frozen record took a third of the time."""
     raw, n = s.raw, s.n
     if s.p_hi - s.p_lo < limits.flat_mv or s.longest * 2 >= n:
         assert raw is not None                 # kept by window_stats_many for this
         if abs(_median(raw)) >= limits.rail_mv:
-            return Assessment(Quality.SATURATED, 0.0, "rail")
-        return Assessment(Quality.LEADS_OFF, 0.0, "flat")
+            return _SATURATED, 0.0, "rail", None, None, None, None, None, None
+        return _LEADS_OFF, 0.0, "flat", None, None, None, None, None, None
     lo, hi = s.lo, s.hi
     if max(hi, -lo) >= limits.rail_mv:
-        return Assessment(Quality.SATURATED, 0.0, "rail")
-    min_len = _min_run(limits, fs)
-    if s.longest >= min_len:
-        assert raw is not None
+        return _SATURATED, 0.0, "rail", None, None, None, None, None, None
+    # window_stats_many keeps the raw samples of every window with a run this long
+    # (and drops the others'), so most windows skip the plateau check here.
+    if raw is not None and s.longest >= (min_len := _min_run(limits, fs)):
         starts, stops = steady_run_bounds(raw, limits.plateau_tol_mv, limits.plateau_tol_rel)
         long_runs = np.flatnonzero(stops - starts >= min_len)
         if _clipped(raw, ((int(starts[i]), int(stops[i])) for i in long_runs),
                     min_len, limits.plateau_band, lo, hi):
-            return Assessment(Quality.SATURATED, 0.0, "plateau")
+            return _SATURATED, 0.0, "plateau", None, None, None, None, None, None
 
     ptp, rms = s.ptp, s.rms
     if ptp < limits.quiet_mv:
-        return Assessment(Quality.GOOD, 1.0, "quiet", clean_ptp=ptp, clean_rms=rms)
+        return _GOOD, 1.0, "quiet", None, None, None, None, ptp, rms
     if ptp > limits.max_physio_mv:
-        return Assessment(Quality.UNUSABLE, 0.0, "amplitude", clean_ptp=ptp, clean_rms=rms)
+        return _UNUSABLE, 0.0, "amplitude", None, None, None, None, ptp, rms
 
     kurt = s.m4 / n / rms ** 4                                 # Pearson kurtosis (kSQI)
     power = s.power
@@ -287,10 +301,8 @@ def verdict(s: WindowStats, fs: float, limits: QualityLimits,
     for m in members:
         unqualified += m < 0.5
         total_m += m
-    quality = (Quality.UNUSABLE if unqualified >= 2
-               else Quality.NOISY if unqualified == 1 else Quality.GOOD)
-    return Assessment(quality, total_m / len(members), "sqi", kurtosis=kurt, bas_sqi=bas,
-                      p_sqi=psqi, rms_ratio=ratio, clean_ptp=ptp, clean_rms=rms)
+    quality = _UNUSABLE if unqualified >= 2 else _NOISY if unqualified == 1 else _GOOD
+    return quality, total_m / len(members), "sqi", kurt, bas, psqi, ratio, ptp, rms
 
 
 class SignalQuality:
@@ -309,10 +321,13 @@ class SignalQuality:
         self.fs = float(config.fs)
         self.window = config.samples(self.limits.window_s)
         self._min_tail = config.samples(self.limits.min_window_s)
-        self._raw = np.empty(self.window)
         self._previous: int | None = None   # stream index of the last full window judged
         self._fill = 0
         self._start = int(start)          # stream index of the window being filled
+        # The raw samples of the window being filled (a view of it is what the
+        # judge reads: no concatenate per window).
+        self._raws = History(self._start, self.window)
+        self._raws.join(self._start)
         # The band-passed previous window and the one being filled, back to back in
         # ``history`` (the spectral span is a view, not a copy per window); given
         # when another stage reads the same signal (a pipeline segment's VF
@@ -337,22 +352,22 @@ class SignalQuality:
 
     def pending(self, raw: FloatArray, clean: FloatArray) -> list[Job]:
         """The windows pushing ``raw`` and ``clean`` completes, as :func:`assess_many`
-        jobs, changing nothing: the batched pass (detect/batch.py) computes their
-        statistics for many devices at once before the push."""
+        jobs: the batched pass (detect/batch.py) computes their statistics for many
+        devices at once before the push. Judges nothing; puts the block into the
+        raw and band-passed histories, as :meth:`push` does first (its own puts are
+        then free), so that every job is views of them, valid until the push."""
+        window, fill = self.window, self._fill
+        if window < 2 or raw.size < window - fill:
+            return []                   # every other chunk: no window to judge
+        s = self._start
+        self._raws.put(s + fill, raw)
+        self._hist.put(s + fill, clean)
         out: list[Job] = []
-        fill, i, s = self._fill, 0, self._start
-        if self.window < 2 or raw.size < self.window - fill:
-            return out                  # every other chunk: no window to judge
         prev = self._before()
-        while raw.size - i >= self.window - fill:
-            take = self.window - fill
-            if fill:
-                r = np.concatenate([self._raw[:fill], raw[i:i + take]])
-                c = np.concatenate([self._hist.view(s, s + fill), clean[i:i + take]])
-            else:
-                r, c = raw[i:i + take], clean[i:i + take]
-            out.append((r, c, prev))
-            prev, fill, i = c, 0, i + take
+        for _ in range(self.windows_ending(raw.size)):
+            c = self._hist.view(s, s + window)
+            out.append((self._raws.view(s, s + window), c, prev))
+            prev, s = c, s + window
         return out
 
     def push(self, raw: FloatArray, clean: FloatArray,
@@ -372,25 +387,28 @@ class SignalQuality:
             raise ValueError(f"Quality block of {raw.size} samples completes "
                              f"{self.windows_ending(raw.size)} windows; {len(stats)} "
                              "statistics were given.")
-        self._hist.put(self._start + self._fill, clean)      # (self.position)
+        position = self._start + self._fill
+        self._raws.put(position, raw)
+        self._hist.put(position, clean)
         out: list[QualityWindow] = []
         i = 0
         while i < raw.size:
             take = min(self.window - self._fill, raw.size - i)
-            self._raw[self._fill:self._fill + take] = raw[i:i + take]
             self._fill += take
             i += take
             if self._fill == self.window:
                 out.append(self._emit(stats[len(out)] if self.window >= 2 else None))
         if out:
-            # What the history must keep moves only when a window is judged (the
-            # history dropped all it could when it last moved).
+            # What the histories must keep moves only when a window is judged (they
+            # dropped all they could when it last moved).
             self._release()
         return out
 
     def _release(self) -> None:
-        """Tell the history what is still needed: the previous window and the one being filled."""
+        """Tell the histories what is still needed: the band-passed previous window and
+        the one being filled, the raw one being filled."""
         self._hist.need(self._reader, self._start if self._previous is None else self._previous)
+        self._raws.need(0, self._start)
 
     def _before(self) -> FloatArray | None:
         """The band-passed last full window, which widens the spectral span of the next."""
@@ -419,6 +437,8 @@ class SignalQuality:
                 raise ValueError("A quality judge that shares its history cannot skip "
                                  "samples; start a new one.")
             self._start = int(index)
+            self._raws = History(self._start, self.window)
+            self._raws.join(self._start)
         if self._own_history:
             self._hist = History(self._start, 2 * self.window)
             self._reader = self._hist.join(self._start)
@@ -441,13 +461,13 @@ class SignalQuality:
             ref = (_small_median(self._reference)
                    if len(self._reference) >= self.limits.reference_min else None)
             if stats is None:
-                raw, clean = self._raw[:n], self._hist.view(self._start, self._start + n)
+                raw = self._raws.view(self._start, self._start + n)
+                clean = self._hist.view(self._start, self._start + n)
                 before = self._before()
                 stats, = assess_many([(raw, clean, before)], self.fs, self.limits)
-            a = verdict(stats, self.fs, self.limits, ref)
-            quality, score = a.quality, a.score
-            if a.quality is Quality.GOOD and a.reason == "sqi" and n == self.window:
-                self._reference.append(a.clean_rms)
+            quality, score, reason, _, _, _, _, _, rms = _judge(stats, self.fs, self.limits, ref)
+            if quality is _GOOD and reason == "sqi" and n == self.window:
+                self._reference.append(rms)         # type: ignore[arg-type]
                 del self._reference[:-self.limits.reference_windows]
             self._previous = self._start if n == self.window else None
         w = QualityWindow(self._start, self._start + n, quality, round(score, 4))

@@ -64,34 +64,73 @@ def median(x: FloatArray) -> float:
 
 @functools.lru_cache(maxsize=32)
 def _percentile_plan(n: int, percents: tuple[float, ...]
-                     ) -> tuple[tuple[int, ...], tuple[tuple[int, int, float], ...]]:
+                     ) -> tuple[tuple[int, ...], dict[int, tuple[bool, int]],
+                                tuple[tuple[int, int, float], ...]]:
     """Order statistics and weights of np.percentile(x, percents) (method 'linear')
-    for ``n`` samples: the same for every window, so worked out once."""
+    for ``n`` samples: the same for every window, so worked out once.
+
+    Returns the partition points, the order statistics read beside them, and per
+    percent (lower, upper, weight). Each pair of neighbouring order statistics is
+    found by one partition point, not two: each further point is another selection
+    pass over the row. Below the middle the pair's upper one is the point and the
+    lower one the largest value before it (a partition puts the ``k`` smallest
+    before point ``k``); above the middle the other way round. The values are the
+    same order statistics."""
     plan = []
     for p in percents:
         v = (n - 1) * (p / 100)
         lo = min(int(math.floor(v)), n - 1)
         plan.append((lo, min(lo + 1, n - 1), v - lo))
-    kth = tuple(sorted({i for lo, hi, _ in plan for i in (lo, hi)}))
-    return kth, tuple(plan)
+    points: set[int] = set()
+    beside: dict[int, tuple[bool, int]] = {}   # statistic -> (largest before?, point)
+    for lo, hi, _ in plan:
+        if hi == lo + 1 and lo not in points and hi not in points:
+            if lo < n - 1 - hi:                 # below the middle: hi is the point
+                points.add(hi)
+                beside[lo] = (True, hi)
+            else:
+                points.add(lo)
+                beside[hi] = (False, lo)
+        else:
+            points.update((lo, hi))
+    for i in points:
+        beside.pop(i, None)
+    return tuple(sorted(points)), beside, tuple(plan)
 
 
 def percentiles_rows(x: FloatArray, percents: tuple[float, ...],
                      work: FloatArray | None = None) -> list[FloatArray]:
-    """np.percentile(row, percents) of each row of ``x`` by one partial sort, with
-    numpy's own interpolation (``_lerp``: from the upper neighbour when the weight is
-    0.5 or more), so the values are the same to the last bit. ``work``, shaped like
-    ``x``, takes the partial sort's copy (its contents are lost)."""
-    kth, plan = _percentile_plan(x.shape[1], percents)
+    """np.percentile(row, percents) of each row of finite ``x`` by one partial sort,
+    with numpy's own interpolation (``_lerp``: from the upper neighbour when the
+    weight is 0.5 or more), so the values are the same to the last bit. ``work``,
+    shaped like ``x``, takes the partial sort's copy (its contents are lost)."""
+    kth, beside, plan = _percentile_plan(x.shape[1], percents)
     if work is None:
-        part = np.partition(x, kth, axis=1)
+        part = x.copy()
     else:
         part = work
         part[...] = x
-        part.partition(kth, axis=1)
+    # One point at a time, each in what lies after the last: numpy's partition with
+    # several points took three times as long (its later points' selections are slow).
+    done = 0
+    for k in kth:
+        part[:, done:].partition(k - done, axis=1)
+        done = k + 1
+    stats: dict[int, FloatArray] = {}
+
+    def stat(i: int) -> FloatArray:
+        if i not in stats:
+            if i in beside:
+                before, point = beside[i]
+                stats[i] = (part[:, :point].max(axis=1) if before
+                            else part[:, point + 1:].min(axis=1))
+            else:
+                stats[i] = part[:, i]
+        return stats[i]
+
     out = []
     for lo, hi, g in plan:
-        a, b = part[:, lo], part[:, hi]
+        a, b = stat(lo), stat(hi)
         d = b - a
         out.append(a + d * g if g < 0.5 else b - d * (1 - g))
     return out

@@ -13,6 +13,7 @@ stay in the detector, one device at a time.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -46,6 +47,13 @@ class Scanned(NamedTuple):
     at: int                      # samples the detector had seen: the block starts here
     history: FloatArray          # (3, look-back): its QRS band, |slope| and energy after
                                  # the block (its last columns), for the detector to copy
+
+
+# Built per candidate and per block of every device: ``tuple.__new__`` with the
+# fields in order makes the same named tuple as its constructor, without the
+# constructor's Python frame (about half the cost, counted by callgrind).
+_new_candidate = functools.partial(tuple.__new__, _Candidate)
+_new_scanned = functools.partial(tuple.__new__, Scanned)
 
 
 def qrs_energy(detectors: Sequence[RPeakDetector], band: np.ndarray,
@@ -159,14 +167,14 @@ def scan_many(detectors: Sequence[RPeakDetector], band: FloatArray, slope: Float
         for r, c, kk, sl, h in zip(hits_r.tolist(), hits_c.tolist(), ks, slopes, heights):
             d = detectors[rows[r]]
             peak = d._n - back + c
-            found[r].append(_Candidate(peak, h, max(0, peak - locate + kk - d._delay), sl))
+            found[r].append(_new_candidate((peak, h, max(0, peak - locate + kk - d._delay), sl)))
     # What each detector keeps after the block is the end of its row, laid out as
     # (detector, 3, look-back) in one fresh array (not the working one: the
     # detectors copy their rows when they resume, after every pass of the tick).
     after = np.empty((len(rows), 3, back))
     after[...] = ext[:, :, m:].transpose(1, 0, 2)
     for i, cands, look in zip(rows, found, after):
-        out[i] = Scanned(tuple(cands), detectors[i]._n, look)
+        out[i] = _new_scanned((tuple(cands), detectors[i]._n, look))
     return out
 
 

@@ -235,18 +235,16 @@ class VfDetector:
 
     def fill_windows(self, clean: FloatArray, out: FloatArray) -> None:
         """Write the windows that pushing ``clean`` completes into the rows of ``out``
-        (``windows_ending(len(clean))`` rows of ``window`` samples), changing nothing:
-        the batched pass (detect/batch.py) computes their features before the push."""
-        held = self._pos                            # (self.position)
+        (``windows_ending(len(clean))`` rows of ``window`` samples), deciding nothing:
+        the batched pass (detect/batch.py) computes their features before the push.
+        Puts the block into the history, as :meth:`push` does first (its own put is
+        then free), so that every window is one copy out of it."""
+        self._hist.put(self._pos, clean)
+        view, window, hop = self._hist.view, self.window, self.hop
+        lo = self._next_end - window
         for j in range(out.shape[0]):
-            lo = self._next_end + j * self.hop - self.window
-            if lo < held:
-                # The buffer holds less than a window (a full one was decided), so
-                # the window is its tail followed by the block's head.
-                k = held - lo
-                np.concatenate((self._hist.view(lo, held), clean[:self.window - k]), out=out[j])
-            else:
-                out[j] = clean[lo - held:lo - held + self.window]
+            out[j] = view(lo, lo + window)
+            lo += hop
 
     def screens_out(self, tcsc: float) -> bool:
         """Whether a window with this TCSC, decided next, needs no other feature: it
@@ -272,7 +270,8 @@ class VfDetector:
         elif len(features) != count:
             raise ValueError(f"VF block of {m} samples completes {count} windows; "
                              f"{len(features)} features were given.")
-        # Grows only for chunks longer than a hop, once; the array is kept.
+        # Grows only for chunks longer than a hop, once; the array is kept. (Free
+        # when fill_windows put the block already.)
         self._hist.put(self._pos, clean)
         self._pos += m
         out: list[VfEvent] = []

@@ -24,7 +24,7 @@ from detect.classify import BeatBatcher, BeatClassifier
 from detect.conditions import ConditionTracker
 from detect.ectopy import EctopyTracker
 from detect.filters import push_many
-from detect.pipeline import _Segment
+from detect.segment import SignalSegment
 from detect.quality import SignalQuality, assess_many
 from detect.resample import Resampler
 from detect.rhythms import AfTracker
@@ -49,7 +49,7 @@ STAGE_FUNCTIONS: tuple[tuple[str, Callable, int], ...] = (
     ("vf_features_many (VF windows of all devices)", vf_features_many, 1),
     ("assess_many (quality windows of all devices)", assess_many, 1),
     ("DeviceMonitor.resume", DeviceMonitor.resume, 0),
-    ("signal chain (_Segment.finish)", _Segment.finish, 1),
+    ("signal chain (SignalSegment.finish)", SignalSegment.finish, 1),
     ("VfDetector.push", VfDetector.push, 2),
     ("SignalQuality.push", SignalQuality.push, 2),
     ("RPeakDetector.push", RPeakDetector.push, 2),

@@ -29,8 +29,8 @@ def test_two_readers_share_one_copy_and_keep_what_either_needs():
 
 def test_a_segment_holds_its_cleaned_signal_once_for_vf_and_quality():
     from detect.config import DetectorConfig
-    from detect.pipeline import _Segment
-    seg = _Segment(250.0, 500, DetectorConfig())
+    from detect.segment import SignalSegment
+    seg = SignalSegment(250.0, 500, DetectorConfig())
     assert seg.vf._hist is seg.quality._hist is seg.history
     rng = np.random.default_rng(0)
     for _ in range(7):
