@@ -14,43 +14,17 @@ training and in the service, so there is one definition of its input:
   patients; comparing a beat with the same patient's recent beats is what
   generalises (a supraventricular beat looks like the template but comes
   early, a ventricular one does not look like it). Only beats whose pre-RR
-  is at least ``TEMPLATE_ADMIT`` of the upper RR (below) join it, and the
-  median keeps it on the dominant morphology of those: it stays the sinus
-  beat even where premature beats outnumber sinus beats (frequent atrial
-  ectopy, bigeminy), which is where a plain running median turns into the
-  ectopic beat and hides it.
+  is at least ``TEMPLATE_ADMIT`` of the upper RR (:mod:`detect.rr_context`)
+  join it, and the median keeps it on the dominant morphology of those: it
+  stays the sinus beat even where premature beats outnumber sinus beats
+  (frequent atrial ectopy, bigeminy), which is where a plain running median
+  turns into the ectopic beat and hides it.
   Adaptive templates of this kind go back to the patient-adaptive
   classifiers of Hu, Palreddy & Tompkins (IEEE TBME 44(9), 1997) and
   Llamedo & Martinez (IEEE TBME 59(8), 2012).
-* **rr**: RR context in the spirit of de Chazal et al. (IEEE TBME 51(7),
-  2004): pre-RR, post-RR (which costs one beat of delay), the local mean RR
-  of the last ``LOCAL_BEATS`` intervals and a long-term mean RR (exponential,
-  about ``LONG_BEATS`` beats), in seconds, plus their ratios, which make the
-  features comparable across patients whose normal rates differ; and the
-  irregularity of the preceding rhythm (median absolute successive difference
-  of the last ``LOCAL_BEATS`` intervals over their mean): a short RR is
-  telling in a regular rhythm and means little in atrial fibrillation, whose
-  beats are normal (N) although their RR intervals are all over the place.
-* **upper RR**: the ``UPPER_RANK``-th longest of the last ``UPPER_BEATS``
-  intervals (about their 90th percentile), an estimate of the underlying
-  (sinus) cycle that ectopic beats do not pull down, and the beat's pre-RR as
-  a fraction of it. Means are pulled towards the ectopic rhythm when ectopic
-  beats are frequent or come in runs (supraventricular runs, or atrial
-  ectopy outnumbering sinus beats in sinus bradycardia): every interval is
-  then short, pre-RR over the local mean is near 1 and the beat no longer
-  looks premature. The longer intervals still mark the sinus cycle.
-* **irregular share**: of the last ``SHARE_BEATS`` intervals, the share
-  that differs by more than ``SHARE_STEP`` of their mean from the interval 1,
-  2 and 3 beats before, the smallest of the three. Atrial fibrillation is
-  *irregularly* irregular: its intervals differ at every lag, so its early
-  beats are normal beats, not premature ones. Bigeminy and trigeminy are
-  *regularly* irregular: the share is small at lag 2 or 3, and an isolated
-  ectopic beat leaves it small at every lag. (The ten-interval
-  ``irregularity`` above cannot tell these apart.) Lag comparisons of this
-  kind are the basis of RR-only AF detectors such as Tateno & Glass (Med.
-  Biol. Eng. Comput. 39, 2001) and Sarkar, Ritscher & Mehra (IEEE TBME
-  55(3), 2008). It is kept as one bit per interval and lag in an integer,
-  so it costs a few operations per beat and no array.
+* **rr**: the beat's RR context (``RR_FEATURES``: pre-, post-, local, long
+  and upper RR, their ratios, the irregularity and irregular share of the
+  preceding rhythm), defined with their sources in :mod:`detect.rr_context`.
 
 A beat is emitted once its window is complete and the next beat is known
 (or ``MAX_POST_S`` passed without one: post-RR then counts as that long).
@@ -67,6 +41,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import buffers, template_medians
+from .rr_context import RR_FEATURES, RRContext
+# Importable from here too (the model's export and tests read them with the window's).
+from .rr_context import SHARE_BEATS as SHARE_BEATS, TEMPLATE_ADMIT as TEMPLATE_ADMIT
+from .rr_context import UPPER_BEATS as UPPER_BEATS, UPPER_RANK as UPPER_RANK
 from .template_medians import _NETWORK_FROM, _PASS, _filling_medians, _full_medians, _ring_medians
 from .types import FloatArray
 
@@ -77,58 +55,10 @@ WINDOW = WINDOW_BEFORE + WINDOW_AFTER
 CHANNELS = 2                 # model input channels: the beat and its template
 TEMPLATE_BEATS = 16
 assert TEMPLATE_BEATS == template_medians.TEMPLATE_BEATS     # the medians' networks' size
-LOCAL_BEATS = 10
-LONG_BEATS = 300
-UPPER_BEATS = 32
-UPPER_RANK = 4               # the 4th longest of 32: the 90th percentile
-SHARE_BEATS = 32             # intervals the irregular share looks back over
-SHARE_STEP = 0.1             # an interval "differs" by more than 10 % of the pair's mean
-SHARE_LAGS = (1, 2, 3)
-TEMPLATE_ADMIT = 0.8         # pre-RR / upper RR from which a beat joins the template
 AMP_BEATS = 16
 MAX_POST_S = 2.0
 HISTORY = 5 * FS             # samples kept for beats the detector reports late
 CAPACITY = 3 * FS            # signal array allocated: more than the horizon usually needs
-RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr",
-               "pre_local", "post_local", "pre_long", "local_long", "irregularity",
-               "upper_rr", "pre_upper", "irregular_share")
-_DEFAULT_RR = 0.8            # s, until the stream has told us better
-_DEFAULT_IRREGULARITY = 0.05  # until there are three intervals to compare
-_MIN_IRREGULARITY = 0.01     # the model takes logarithms: keep away from 0
-_HALF_STEP = SHARE_STEP * 0.5   # of the pair's sum: SHARE_STEP of their mean
-_SHARE_MASK = (1 << SHARE_BEATS) - 1
-assert SHARE_LAGS == (1, 2, 3)   # written out in BeatFeaturizer._note_lags, _irregular_share
-
-
-def _np_sum(values: Sequence[float]) -> float:
-    """np.sum of a short sequence of floats, in numpy's own order of additions
-    (pairwise with eight accumulators; exact up to 128 values), without building an
-    array: for the ten recent RR intervals numpy's call overhead is most of the cost."""
-    n = len(values)
-    if n > 128:
-        return float(np.sum(np.asarray(values, dtype=np.float64)))
-    if n < 8:
-        s = 0.0
-        for v in values:
-            s += v
-        return s
-    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
-    i = 8
-    while i + 8 <= n:
-        r0 += values[i]
-        r1 += values[i + 1]
-        r2 += values[i + 2]
-        r3 += values[i + 3]
-        r4 += values[i + 4]
-        r5 += values[i + 5]
-        r6 += values[i + 6]
-        r7 += values[i + 7]
-        i += 8
-    s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        s += values[i]
-        i += 1
-    return s
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,17 +296,7 @@ class BeatFeaturizer:
         # Short queues as lists trimmed by hand: a deque costs 760 bytes however short.
         self._beats: list[int] = []              # R indices waiting for their inputs
         self._prev: int | None = None        # R index before the oldest pending beat
-        self._rrs: list[float] = []              # the last LOCAL_BEATS intervals
-        # |successive differences| of _rrs, oldest first, kept along with it
-        # (_irregularity's median reads them every beat).
-        self._steps: list[float] = []
-        self._upper_rrs: list[float] = []        # the last UPPER_BEATS intervals
-        self._upper_sorted: list[float] = []     # the same, in ascending order
-        self._long: float | None = None
-        self._n_rr = 0
-        # Per lag, one bit per recent interval: did it differ from the one `lag` before?
-        self._lag_rrs: list[float] = []          # the last max(SHARE_LAGS) intervals
-        self._differs = [0] * len(SHARE_LAGS)
+        self._rr_context = RRContext()           # the intervals up to the oldest pending beat
         self._amps: list[float] = []             # the last AMP_BEATS amplitudes
         self._amps_sorted: list[float] = []      # the same, in ascending order
         # Ring buffer of the last TEMPLATE_BEATS windows admitted, one row per beat.
@@ -432,11 +352,7 @@ class BeatFeaturizer:
         return out
 
     def _emit(self, r: int, nxt: int | None) -> PendingBeat:
-        """The beat's raw window and RR context; :func:`featurize` does the rest.
-
-        Runs once per beat in plain Python, so the irregularity and upper RR are
-        written out here (locals, the upper intervals kept sorted): the same
-        values as the definitions in the module docstring."""
+        """The beat's raw window and RR context; :func:`featurize` does the rest."""
         lo, start = r - WINDOW_BEFORE, self._buf_start
         if lo >= start:
             # The history moves on before featurize reads it: a copy.
@@ -453,48 +369,10 @@ class BeatFeaturizer:
         pre = (r - prev) / FS if prev is not None else None
         after = (nxt if nxt is not None else self._end) - r
         post = (after if after < max_post else max_post) / FS
-        rrs, steps, upper_sorted = self._rrs, self._steps, self._upper_sorted
-        n_rrs = len(rrs)
-        local = _np_sum(rrs) / n_rrs if n_rrs else (pre or _DEFAULT_RR)
-        long = self._long if self._long is not None else local
-        pre_v = pre if pre is not None else local
-        # Irregularity: median absolute successive difference over the mean.
-        if n_rrs < 3:
-            irregularity = _DEFAULT_IRREGULARITY
-        else:
-            ordered = sorted(steps)
-            m = len(ordered) // 2
-            med = ordered[m] if len(ordered) % 2 else 0.5 * (ordered[m - 1] + ordered[m])
-            irregularity = med / local
-            if irregularity < _MIN_IRREGULARITY:
-                irregularity = _MIN_IRREGULARITY
-        # Upper RR: the UPPER_RANK-th longest recent interval (kept sorted).
-        upper = upper_sorted[-UPPER_RANK] if len(upper_sorted) >= UPPER_RANK else local
-        share = self._irregular_share()
-        # Only beats that were not premature join the template, so it stays
-        # the patient's sinus beat even where ectopic beats are the majority.
-        admit = (pre is None or len(upper_sorted) < UPPER_RANK
-                 or pre >= TEMPLATE_ADMIT * upper)
-        rr = (pre_v, post, local, long, pre_v / local, post / local,
-              pre_v / long, local / long, irregularity, upper, pre_v / upper, share)
+        context = self._rr_context
+        rr, admit = context.features(pre, post)
         if pre is not None:
-            self._note_lags(pre)
-            if n_rrs:
-                if n_rrs == LOCAL_BEATS:
-                    del steps[0]               # its older interval leaves with rrs' oldest
-                steps.append(abs(pre - rrs[-1]))
-            rrs.append(pre)
-            if n_rrs == LOCAL_BEATS:
-                del rrs[0]
-            upper_rrs = self._upper_rrs
-            upper_rrs.append(pre)
-            insort(upper_sorted, pre)
-            if len(upper_rrs) > UPPER_BEATS:
-                del upper_sorted[bisect_left(upper_sorted, upper_rrs.pop(0))]
-            # Running mean over the first LONG_BEATS intervals, then exponential.
-            self._n_rr += 1
-            gain = 1.0 / min(self._n_rr, LONG_BEATS)
-            self._long = pre if self._long is None else self._long + (pre - self._long) * gain
+            context.note(pre)
         self._prev = r
         return PendingBeat(r, self, seg, rr, admit)
 
@@ -512,35 +390,6 @@ class BeatFeaturizer:
         if n % 2:
             return ordered[mid].copy()
         return (ordered[mid - 1] + ordered[mid]) / np.float32(2)
-
-    def _note_lags(self, rr: float) -> None:
-        """Record, per lag, whether ``rr`` differs from the interval ``lag`` before."""
-        recent, differs = self._lag_rrs, self._differs
-        # recent holds the last max(SHARE_LAGS) intervals: newest first, lag j + 1.
-        for j, prev in enumerate(reversed(recent)):
-            differs[j] = ((differs[j] << 1) | (abs(rr - prev) > _HALF_STEP * (rr + prev))
-                          ) & _SHARE_MASK
-        recent.append(rr)
-        if len(recent) > SHARE_LAGS[-1]:
-            del recent[0]
-
-    def _irregular_share(self) -> float:
-        """The smallest over lags of the share of recent intervals that differ,
-        smoothed towards 1/2 while there are few ((k + 1/2) / (n + 1))."""
-        seen = self._n_rr
-        d1, d2, d3 = self._differs
-        if seen >= SHARE_BEATS + SHARE_LAGS[-1]:
-            # Every lag has seen SHARE_BEATS intervals: one denominator, and the
-            # smallest count gives the smallest share (division is monotonic).
-            return (min(d1.bit_count(), d2.bit_count(), d3.bit_count()) + 0.5) / (SHARE_BEATS + 1)
-        best = 1.0
-        for differs, lag in ((d1, 1), (d2, 2), (d3, 3)):
-            n = seen - lag
-            n = 0 if n < 0 else SHARE_BEATS if n > SHARE_BEATS else n
-            share = (differs.bit_count() + 0.5) / (n + 1)
-            if share < best:
-                best = share
-        return best
 
     def _trim(self, horizon: int | None) -> None:
         # Keep what the oldest pending beat may still need, and what beats the

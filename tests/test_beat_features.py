@@ -143,7 +143,7 @@ def test_template_is_numpys_median_of_the_previous_windows_to_the_last_bit():
 
 
 def test_short_sums_add_in_numpys_order():
-    from detect.beat_features import _np_sum
+    from detect.rr_context import _np_sum
     rng = np.random.default_rng(4)
     for n in (1, 2, 7, 8, 9, 10, 16, 17, 100, 128, 130):
         for _ in range(50):
