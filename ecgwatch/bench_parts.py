@@ -1,5 +1,5 @@
 """The measurements of ``ecgwatch bench``: throughput and memory per fleet size, a long
-run for memory flatness, and neurokit2 on the same signals.
+run for memory flatness, neurokit2 on the same signals, and the two timed in turns.
 
 Each function is self-contained (it builds its own fleet from the seed), so
 ``ecgwatch.bench`` can run it in a fresh process: resident memory then
@@ -10,8 +10,10 @@ numbers, cheap to pickle back to the parent.
 
 from __future__ import annotations
 
+import gc
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +23,8 @@ from .bench_fleet import (FS, PIPELINE_STAGES, FleetRunner, decoded_signal, load
 
 KB = 1024.0
 MB = 1024.0 * 1024.0
+# The interpreter's own collector thresholds, read before FleetRunner tunes them.
+_DEFAULT_GC = gc.get_threshold()
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,5 +218,86 @@ def _time_method(name: str, fn, signals: list[np.ndarray]) -> NeurokitMethod:
     return NeurokitMethod(name, sum(x.size for x in signals) / FS, cpu, wall, failures)
 
 
-__all__ = ["LongRun", "Neurokit", "NeurokitMethod", "Throughput", "run_long", "run_neurokit",
-           "run_throughput"]
+@dataclass(frozen=True, slots=True)
+class Paired:
+    """ecgwatch and ``ecg_process`` timed in turns in one process (:func:`run_paired`)."""
+
+    devices: int                 # ecgwatch's fleet
+    seconds: int
+    nk_devices: int              # signals given to ecg_process, ``seconds`` long each
+    ecgwatch_cpu_s: float
+    nk_cpu_s: float
+    nk_failures: int
+
+    @property
+    def ecgwatch_rate(self) -> float:
+        return self.devices * self.seconds / self.ecgwatch_cpu_s
+
+    @property
+    def nk_rate(self) -> float:
+        return self.nk_devices * self.seconds / self.nk_cpu_s if self.nk_cpu_s > 0 else 0.0
+
+    @property
+    def ratio(self) -> float:
+        """ecgwatch's device-s per CPU-s over ``ecg_process``'s, from the same minutes."""
+        return self.ecgwatch_rate / self.nk_rate if self.nk_rate else 0.0
+
+
+def run_paired(devices: int, seconds: int, nk_devices: int, seed: int = 0) -> Paired:
+    """The fleet tick by tick, with ``ecg_process`` calls on the neurokit signals between
+    the ticks (spread evenly, each call whole), each side's CPU time summed apart.
+
+    Why: this shared machine's speed drifts by 10-25 % within minutes, and the
+    two sides of the ratio timed minutes apart gave 28-40x for one commit. In
+    turns, both see the same minutes and the drift cancels. Each ``ecg_process``
+    call runs as if alone in its process: the collector at its default
+    thresholds and ecgwatch's objects frozen out of its reach (``gc.freeze``),
+    so a collection during the call does not walk the fleet's state.
+    """
+    import neurokit2 as nk
+
+    fleet = make_fleet(devices, seconds, seed)
+    signals = [decoded_signal(make_fleet(nk_devices, seconds, seed), i)
+               for i in range(nk_devices)]
+    runner = FleetRunner(fleet.ids, load_classifier())
+    spent = [0.0]
+    failures = [0]
+
+    def call(x: np.ndarray) -> None:
+        nk.ecg_process(x, sampling_rate=int(FS))
+
+    def alone(fn: Callable[[], None]) -> None:
+        tuned = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(*_DEFAULT_GC)
+        c = time.process_time()
+        try:
+            fn()
+        except Exception:        # noqa: BLE001 - counted, as in run_neurokit
+            failures[0] += 1
+        finally:
+            spent[0] += time.process_time() - c
+            gc.set_threshold(*tuned)
+            gc.unfreeze()
+
+    done = 0
+
+    def between(k: int) -> None:
+        nonlocal done
+        due = (k + 1) * nk_devices // seconds
+        while done < due:
+            alone(lambda x=signals[done]: call(x))
+            done += 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # as run_neurokit
+        if signals:
+            alone(lambda: call(signals[0]))  # warm-up, not counted
+        spent[0], failures[0] = 0.0, 0
+        runner.run(fleet, after_tick=between)
+    return Paired(devices, seconds, nk_devices,
+                  sum(runner.clock.cpu[s] for s in PIPELINE_STAGES), spent[0], failures[0])
+
+
+__all__ = ["LongRun", "Neurokit", "NeurokitMethod", "Paired", "Throughput", "run_long",
+           "run_neurokit", "run_paired", "run_throughput"]

@@ -27,8 +27,8 @@ def test_quick_run_writes_both_reports_and_the_profile_listing(report) -> None:
     for name in ("report.json", "report.md", "profile.txt"):
         assert (out / name).stat().st_size > 0, name
     md = (out / "report.md").read_text()
-    for heading in ("Part 1: in-process throughput", "neurokit2", "Part 3: memory",
-                    "Where the time goes"):
+    for heading in ("Part 1: in-process throughput", "neurokit2", "ecg_process in turns",
+                    "Part 3: memory", "Where the time goes"):
         assert heading in md
 
 
@@ -70,7 +70,38 @@ def test_neurokit_ratios_long_run_and_profile_are_reported(report) -> None:
     assert p["chunks"] > 0 and p["beats"] > 0 and p["overhead"] > 0
     stages = {s["stage"]: s for s in p["stages"]}
     assert stages["DeviceMonitor.push"]["calls"] == p["chunks"]
-    assert set(doc["meets"]) == {"device_s_per_cpu_s", "ratio_vs_ecg_process", "kb_per_device"}
+    assert set(doc["meets"]) == {"device_s_per_cpu_s", "ratio_vs_ecg_process", "kb_per_device",
+                                 "paired_ratio_vs_ecg_process"}
+
+
+def test_ecg_process_in_turns_times_both_sides_over_the_same_ticks(report) -> None:
+    _, doc = report
+    p = doc["paired"]
+    q = bench.QUICK
+    assert (p["devices"], p["seconds"], p["nk_devices"]) == (
+        q["paired_devices"], q["seconds"], q["neurokit_devices"])
+    assert p["ecgwatch_cpu_s"] > 0 and p["nk_cpu_s"] > 0 and p["nk_failures"] == 0
+    assert p["ratio_vs_ecg_process"] == pytest.approx(
+        p["ecgwatch_device_s_per_cpu_s"] / p["ecg_process_device_s_per_cpu_s"], rel=1e-2)
+    assert doc["meets"]["paired_ratio_vs_ecg_process"] == (p["ratio_vs_ecg_process"] >= 30)
+
+
+def test_ecg_process_in_turns_gives_the_fleet_its_collector_back() -> None:
+    import gc
+
+    from ecgwatch.bench_parts import run_neurokit, run_paired
+    before = gc.get_threshold()
+    p = run_paired(devices=2, seconds=4, nk_devices=3)
+    # FleetRunner tunes the collector for the fleet; the calls in between get the
+    # interpreter's thresholds and give the fleet's back.
+    from ecgwatch.service import GC_THRESHOLDS
+    assert gc.get_threshold() == tuple(GC_THRESHOLDS)
+    assert gc.get_freeze_count() == 0
+    assert p.nk_devices == 3 and p.nk_cpu_s > 0
+    # The same signals as the neurokit part (a fleet's lead-off device fails both).
+    alone = run_neurokit(3, 4)
+    assert p.nk_failures == next(m.failures for m in alone.methods if m.name == "ecg_process")
+    gc.set_threshold(*before)
 
 
 def test_impossible_options_are_refused_with_a_usage_error(capsys) -> None:
