@@ -42,10 +42,10 @@ T = TypeVar("T")
 
 # Full run and --quick; a flag given explicitly wins over either.
 DEFAULTS: dict[str, Any] = {"devices": [100, 1000, 5000], "seconds": 30, "neurokit_devices": 20,
-                            "paired_devices": 1000, "long_devices": 1000, "long_seconds": 600,
-                            "sample_every": 60, "profile_devices": 100}
+                            "paired_devices": [1000, 5000], "long_devices": 1000,
+                            "long_seconds": 600, "sample_every": 60, "profile_devices": 100}
 QUICK: dict[str, Any] = {"devices": [3], "seconds": 4, "neurokit_devices": 2,
-                         "paired_devices": 3, "long_devices": 2, "long_seconds": 6,
+                         "paired_devices": [3], "long_devices": 2, "long_seconds": 6,
                          "sample_every": 2, "profile_devices": 2}
 
 
@@ -59,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "--e2e: measured real-time seconds per run (default 60)")
     p.add_argument("--neurokit-devices", type=int, metavar="N",
                    help="devices of the fleet neurokit2 processes (default 20; 0: skip)")
-    p.add_argument("--paired-devices", type=int, metavar="N",
-                   help="devices ecgwatch runs while ecg_process runs in turns on the "
+    p.add_argument("--paired-devices", type=int, nargs="+", metavar="N",
+                   help="fleet sizes ecgwatch runs while ecg_process runs in turns on the "
                         "neurokit signals, for a ratio the machine's drift does not move "
-                        "(default 1000; 0: skip)")
+                        "(default 1000 5000; 0: skip)")
     p.add_argument("--long-devices", type=int, metavar="N",
                    help="devices in the memory-flatness run (default 1000)")
     p.add_argument("--long-seconds", type=int, metavar="S",
@@ -90,7 +90,9 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("seconds", "sample_every", "long_devices"):
         if opts[name] < 1:
             problems.append(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("neurokit_devices", "paired_devices", "long_seconds", "profile_devices"):
+    if any(n < 0 for n in opts["paired_devices"]):
+        problems.append("--paired-devices must not be negative")
+    for name in ("neurokit_devices", "long_seconds", "profile_devices"):
         if opts[name] < 0:
             problems.append(f"--{name.replace('_', '-')} must not be negative")
     if 0 < opts["long_seconds"] < opts["sample_every"]:
@@ -128,14 +130,16 @@ def run(opts: dict[str, Any], out: Path) -> BenchResults:
         say(f"neurokit2 on {opts['neurokit_devices']} devices x {seconds} s ...")
         nk = run_neurokit(opts["neurokit_devices"], seconds, seed)
         say("  " + ", ".join(f"{m.name} {m.rate:.0f} device-s per CPU-s" for m in nk.methods))
-    paired = None
-    if opts["paired_devices"] and opts["neurokit_devices"]:
-        say(f"in turns: {opts['paired_devices']} devices and ecg_process on "
-            f"{opts['neurokit_devices']} signals, {seconds} s ...")
-        paired = in_fresh_process(run_paired, opts["paired_devices"], seconds,
-                                  opts["neurokit_devices"], seed)
-        say(f"  ecgwatch {paired.ecgwatch_rate:.0f}, ecg_process {paired.nk_rate:.1f} device-s "
-            f"per CPU-s: {paired.ratio:.1f}x")
+    paired = []
+    for n in opts["paired_devices"] if opts["neurokit_devices"] else []:
+        if not n:
+            continue
+        say(f"in turns: {n} devices and ecg_process on {opts['neurokit_devices']} signals, "
+            f"{seconds} s ...")
+        p = in_fresh_process(run_paired, n, seconds, opts["neurokit_devices"], seed)
+        say(f"  ecgwatch {p.ecgwatch_rate:.0f}, ecg_process {p.nk_rate:.1f} device-s per "
+            f"CPU-s: {p.ratio:.1f}x")
+        paired.append(p)
     long_run = None
     if opts["long_seconds"]:
         say(f"long run: {opts['long_devices']} devices x {opts['long_seconds']} s ...")
@@ -147,7 +151,7 @@ def run(opts: dict[str, Any], out: Path) -> BenchResults:
         say(f"profile: {opts['profile_devices']} devices x {seconds} s ...")
         profile = in_fresh_process(run_profile, opts["profile_devices"], seconds, str(out), seed)
     return BenchResults(opts, tuple(results), nk, long_run, profile,
-                        time.perf_counter() - started, paired)
+                        time.perf_counter() - started, tuple(paired))
 
 
 def main(argv: list[str] | None = None) -> int:
