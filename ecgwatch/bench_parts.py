@@ -183,19 +183,27 @@ def run_neurokit(devices: int, seconds: int, seed: int = 0) -> Neurokit:
     """
     import neurokit2 as nk
 
-    fleet = make_fleet(devices, seconds, seed)
-    signals = [decoded_signal(fleet, i) for i in range(devices)]
-
-    def process(x: np.ndarray) -> None:
-        nk.ecg_process(x, sampling_rate=int(FS))
+    signals = _neurokit_signals(devices, seconds, seed)
 
     def clean_peaks(x: np.ndarray) -> None:
         nk.ecg_peaks(nk.ecg_clean(x, sampling_rate=int(FS)), sampling_rate=int(FS))
 
     methods = tuple(_time_method(name, fn, signals)
-                    for name, fn in (("ecg_process", process),
+                    for name, fn in (("ecg_process", _ecg_process),
                                      ("ecg_clean+ecg_peaks", clean_peaks)))
     return Neurokit(devices, seconds, nk.__version__, methods)
+
+
+def _neurokit_signals(devices: int, seconds: int, seed: int) -> list[np.ndarray]:
+    """The first ``devices`` signals of the seed's fleet, as ecgwatch decodes them."""
+    fleet = make_fleet(devices, seconds, seed)
+    return [decoded_signal(fleet, i) for i in range(devices)]
+
+
+def _ecg_process(x: np.ndarray) -> None:
+    import neurokit2 as nk
+
+    nk.ecg_process(x, sampling_rate=int(FS))
 
 
 def _time_method(name: str, fn, signals: list[np.ndarray]) -> NeurokitMethod:
@@ -254,17 +262,11 @@ def run_paired(devices: int, seconds: int, nk_devices: int, seed: int = 0) -> Pa
     thresholds and ecgwatch's objects frozen out of its reach (``gc.freeze``),
     so a collection during the call does not walk the fleet's state.
     """
-    import neurokit2 as nk
-
     fleet = make_fleet(devices, seconds, seed)
-    signals = [decoded_signal(make_fleet(nk_devices, seconds, seed), i)
-               for i in range(nk_devices)]
+    signals = _neurokit_signals(nk_devices, seconds, seed)
     runner = FleetRunner(fleet.ids, load_classifier())
     spent = [0.0]
     failures = [0]
-
-    def call(x: np.ndarray) -> None:
-        nk.ecg_process(x, sampling_rate=int(FS))
 
     def alone(fn: Callable[[], None]) -> None:
         tuned = gc.get_threshold()
@@ -286,13 +288,13 @@ def run_paired(devices: int, seconds: int, nk_devices: int, seed: int = 0) -> Pa
         nonlocal done
         due = (k + 1) * nk_devices // seconds
         while done < due:
-            alone(lambda x=signals[done]: call(x))
+            alone(lambda x=signals[done]: _ecg_process(x))
             done += 1
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # as run_neurokit
         if signals:
-            alone(lambda: call(signals[0]))  # warm-up, not counted
+            alone(lambda: _ecg_process(signals[0]))  # warm-up, not counted
         spent[0], failures[0] = 0.0, 0
         runner.run(fleet, after_tick=between)
     return Paired(devices, seconds, nk_devices,
