@@ -16,7 +16,7 @@ tests over every device's look-back and block side by side). The
 windows that the blocks complete are then analysed together too: the VF
 windows' features (:func:`detect.vf.vf_features_many`, one ``rfft`` over all
 of them) and the quality windows' statistics
-(:func:`detect.quality.assess_many`), read from each device's own buffers
+(:func:`detect.quality_judge.assess_many`), read from each device's own buffers
 without changing them. Each :class:`Filtered` block is then handed back to
 its pipeline (``DevicePipeline.resume``), which runs the rest of the chain
 (quality verdicts, R-peaks, VF decisions, beat features, rhythms, alarms)
@@ -43,7 +43,7 @@ import numpy as np
 
 from .buffers import Scratch
 from .filters import SosFilter, push_many
-from .quality import assess_many
+from .quality_judge import assess_many
 from .quality_stats import WindowStats
 from .rpeaks import Scanned, qrs_energy, scan_many
 from .types import FloatArray
@@ -62,7 +62,7 @@ ROWS = 64
 if TYPE_CHECKING:                       # the pipeline imports this module
     from .pipeline import DevicePipeline, PipelineResult
     from .segment import SignalSegment
-    from .quality import QualityLimits
+    from .quality_judge import QualityLimits
 
 
 class Filtered(NamedTuple):
@@ -295,7 +295,7 @@ def _candidate_widths(blocks: list[_Block], clean: list[FloatArray],
 def _quality_windows(blocks: list[_Block], clean: list[FloatArray],
                      scratch: Scratch) -> list[tuple[WindowStats, ...]]:
     """Statistics of the quality windows each block completes, all windows judged
-    under the same limits at the same rate in one :func:`detect.quality.assess_many`."""
+    under the same limits at the same rate in one :func:`detect.quality_judge.assess_many`."""
     out: list[tuple[WindowStats, ...]] = [()] * len(blocks)
     groups: dict[tuple[int, float], tuple[QualityLimits, list]] = {}
     for i, b in enumerate(blocks):

@@ -248,14 +248,15 @@ def test_fast_percentiles_and_medians_equal_numpys_to_the_last_bit():
     # The quality judge replaces np.percentile / np.median by partial sorts for speed;
     # verdicts must not move, so the values must be numpy's exactly (including the
     # upper-neighbour interpolation numpy uses when the weight is 0.5 or more).
-    from detect.quality import _median, _percentiles, _small_median
+    from detect.quality_judge import small_median
+    from detect.quality_stats import median, percentiles
     rng = np.random.default_rng(5)
     for n in (2, 3, 125, 200, 499, 500, 501, 1000):
         for _ in range(40):
             x = rng.standard_normal(n) * 10 ** rng.uniform(-3, 2)
             for percents in ((0.5, 99.5), (5.0, 95.0), (25.0, 50.0, 75.0)):
                 expected = np.percentile(x, percents)
-                assert [v.hex() for v in _percentiles(x, percents)] == \
+                assert [v.hex() for v in percentiles(x, percents)] == \
                     [float(v).hex() for v in expected], (n, percents)
-            assert _median(x).hex() == float(np.median(x)).hex()
-            assert _small_median(list(x[:15])).hex() == float(np.median(x[:15])).hex()
+            assert median(x).hex() == float(np.median(x)).hex()
+            assert small_median(list(x[:15])).hex() == float(np.median(x[:15])).hex()
