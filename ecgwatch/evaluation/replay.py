@@ -92,7 +92,8 @@ def replay(x: npt.NDArray[np.float64], fs: float, *, chunk_s: float = 1.0,
     return Replay(tuple(beats), tuple(transitions), len(chunks), quality)
 
 
-def replay_beats(x: npt.NDArray[np.float64], fs: float, *, chunk_s: float = 1.0) -> npt.NDArray[np.int64]:
+def replay_beats(x: npt.NDArray[np.float64], fs: float, *,
+                 chunk_s: float = 1.0) -> npt.NDArray[np.int64]:
     """Beat positions as sample indices of ``x``."""
     r = replay(x, fs, chunk_s=chunk_s)
     return np.array([round(b.time * fs) for b in r.beats], dtype=np.int64)
