@@ -225,3 +225,19 @@ def test_counts_from_metrics_long_before_the_stop_are_marked_stale() -> None:
     assert "| 9 **(counts from 86 s before the stop)** |" in render(doc)
     doc = to_json([run(1106.3)], {"warmup": 15, "seconds": 60, "slots": 1}, 1.0)
     assert "| 9 |" in render(doc) and "before the stop" not in render(doc)
+
+
+def test_alarm_onset_placement_script_matches_scripted_events(capsys) -> None:
+    # bench/alarm_onsets.py: the e2e bench's alarm matching without a broker.
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "bench" / "alarm_onsets.py"
+    spec = importlib.util.spec_from_file_location("alarm_onsets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--devices", "24", "--seconds", "40"]) == 0
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and not line.startswith("| condition")]
+    table = {r[1].strip(): [int(x) for x in r[2:5]] for r in rows}
+    scripted, raised, on_time = table.pop("all")
+    assert scripted > 0 and 0 < raised <= scripted and on_time <= raised
+    assert sum(v[0] for v in table.values()) == scripted
