@@ -38,8 +38,8 @@ from .rhythms import AfTracker
 from .segment import SignalSegment
 from .suppression import AlarmSuppression
 from .wide_complex import WideComplexTracker
-from .types import (AlarmTransition, Beat, Chunk, Condition, DeviceState, Evidence,
-                    Priority, Quality, QualityWindow, check_device_id)
+from .types import (ActiveAlarm, AlarmTransition, Beat, Chunk, Condition, DeviceState,
+                    Evidence, Priority, Quality, QualityWindow, check_device_id)
 
 _EMPTY = np.zeros(0)
 _PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
@@ -404,13 +404,25 @@ class DevicePipeline:
         return max(0, int(round((t - (self._origin or 0.0)) * self.fs)))
 
     # ----------------------------------------------------------------- state
-    def state(self) -> DeviceState:
-        # Called for every device every tick: the common case (no alarm open) sorts nothing.
+    def state_key(self) -> tuple[str, Quality, tuple[str, ...]]:
+        """What a consumer watches change in :meth:`state`: (rhythm, quality, episode
+        ids of the active alarms), without building the state (the service asks
+        every device that had data, every step, and publishes when it changes)."""
+        active = self._active()
+        return (self._rhythm(), self._quality,
+                tuple([a.episode_id for a in active]) if active else ())
+
+    def _active(self) -> tuple[ActiveAlarm, ...]:
+        # The common case (no alarm open) sorts nothing.
         active = (self._alarms.active() + self._ectopy_alarms.active()
                   + self._af_alarms.active() + self._vf_alarms.active()
                   + self._wct_alarms.active())
         if active:
             active = tuple(sorted(self._suppression.shown(active), key=_alarm_rank))
+        return active
+
+    def state(self) -> DeviceState:
+        active = self._active()
         now = self._time(self._end)
         per_hour = self._ectopy.per_hour(now) if self.classifier else _NO_COUNTS
         quality = self._quality

@@ -31,12 +31,12 @@ from detect.classify import BeatBatcher, BeatClassifier
 from detect.config import DetectorConfig
 from detect.pipeline import DevicePipeline
 from detect.types import Chunk
-from ingest.device import DeviceMonitor
+from ingest.device import DeviceMonitor, StateThrottle
 from ingest.payload import decode_samples, encode_binary
 from ingest.reassembly import Late
 
 from .allocator import fix_mmap_threshold
-from .service import tune_gc
+from .service import STATE_INTERVAL_S, tune_gc
 from .simulate import fleet_scenarios
 from .synth import Scenario, synthesize
 
@@ -164,6 +164,7 @@ class FleetRunner:
             lambda dev, c: DevicePipeline(dev, c, batcher, signals))) for d in ids}
         self.clock = StageClock()
         self.counts = Counts()
+        self.states = StateThrottle(STATE_INTERVAL_S)   # as the service, at its default
         tune_gc()                 # as Service.run: the collector set for many devices
 
     def tick(self, payloads: Sequence[tuple[str, bytes]], now: float) -> None:
@@ -203,9 +204,11 @@ class FleetRunner:
             self.counts.transitions += len(r.transitions)
 
     def _extras(self, now: float) -> None:
-        """What Service._apply and _periodic add per chunk: the state, the timer."""
+        """What Service._apply and _periodic add per chunk: the state when it is due
+        (the service's StateThrottle), the timer."""
+        due = self.states.due
         for m in self.monitors.values():
-            m.state()
+            due(m, now)
             m.tick(now)
 
     def run(self, fleet: Fleet, seconds: range | None = None,

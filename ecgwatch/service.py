@@ -30,8 +30,8 @@ from detect.classify import BeatBatcher, BeatClassifier
 from detect.config import DetectorConfig
 from detect.errors import BrokerError, ConfigError, InputError
 from detect.pipeline import DevicePipeline
-from detect.types import AlarmTransition, DeviceState
-from ingest.device import DeviceMonitor, MonitorResult
+from detect.types import AlarmTransition
+from ingest.device import DeviceMonitor, MonitorResult, StateThrottle
 from ingest.mqtt import BrokerURL, Credentials, MqttEdge, Protocol, Received, TlsOptions, Will
 from ingest.payload import decode_samples
 from ingest.reassembly import Duplicate, Gap, Late
@@ -67,6 +67,7 @@ _MAX_ECHOED_TOPIC = 200
 # a collection is only the MQTT edge's occasional cycle (bench/gc_cost.py,
 # docs/performance.md).
 GC_THRESHOLDS = (200_000, 20, 20)
+STATE_INTERVAL_S = 10.0             # a device's state re-published at least this often
 
 
 def tune_gc() -> None:
@@ -84,7 +85,7 @@ class ServiceConfig:
     credentials: Credentials | None = None     # its repr hides the password
     protocol: Protocol = "auto"
     detector: DetectorConfig = field(default_factory=DetectorConfig)
-    state_interval_s: float = 10.0      # re-publish each device state at least this often
+    state_interval_s: float = STATE_INTERVAL_S   # re-publish each device state this often
     metrics_interval_s: float = 10.0
     tick_interval_s: float = 1.0        # how often monitors see the clock without data
     inbox_size: int = 10_000
@@ -132,14 +133,6 @@ class ServiceConfig:
     @property
     def outbox_path(self) -> str:
         return self.outbox.replace("{client_id}", self.client_id)
-
-
-@dataclass(slots=True)
-class _Published:
-    """The last state message sent for one device: what it said and when."""
-
-    key: tuple[Any, ...]
-    at: float
 
 
 class Service:
@@ -194,7 +187,7 @@ class Service:
             # session the broker keeps while we restart.
             manual_ack=True, session_expiry_s=config.session_expiry_s,
             confirmations=self._confirmations)
-        self._state_sent: dict[str, _Published] = {}
+        self._states = StateThrottle(config.state_interval_s)
         self._faulty: set[str | None] = set()    # devices whose traceback was logged
         self._started_at: float | None = None
         self._next_tick = 0.0
@@ -583,14 +576,9 @@ class Service:
 
     def _maybe_publish_state(self, device_id: str, now: float) -> None:
         """Retained state when rhythm, quality or alarms change, else every interval."""
-        state: DeviceState = self.monitors[device_id].state()
-        key = (state.rhythm, state.quality, tuple(a.episode_id for a in state.active_alarms))
-        last = self._state_sent.get(device_id)
-        if (last is not None and last.key == key
-                and now - last.at < self.config.state_interval_s):
-            return
-        self.edge.publish(state_topic(device_id), _json(state.to_dict()), qos=1, retain=True)
-        self._state_sent[device_id] = _Published(key, now)
+        state = self._states.due(self.monitors[device_id], now)
+        if state is not None:
+            self.edge.publish(state_topic(device_id), _json(state.to_dict()), qos=1, retain=True)
 
     def _reject(self, topic: str, reason: str, message: str, device_id: str | None,
                 seq: int | None) -> None:

@@ -33,6 +33,7 @@ class Pipeline(Protocol):
     def flush(self) -> PipelineResult: ...
     def apply_labels(self, pairs: list[tuple[int, str]]) -> PipelineResult: ...
     def state(self) -> DeviceState: ...
+    def state_key(self) -> tuple: ...
     def reconfigure(self, config: DetectorConfig) -> PipelineResult: ...
     def resume(self, block: Filtered) -> PipelineResult: ...
 
@@ -96,6 +97,11 @@ class DeviceMonitor:
 
     def state(self) -> DeviceState:
         return self.pipeline.state()
+
+    def state_key(self) -> tuple:
+        """(rhythm, quality, active alarms' episode ids): what :class:`StateThrottle`
+        compares, without building the state."""
+        return self.pipeline.state_key()
 
     def reconfigure(self, config: DetectorConfig) -> MonitorResult:
         """New alarm limits / AF settings for this device (see DevicePipeline.reconfigure).
@@ -173,5 +179,37 @@ def complete_tick(monitors: Mapping[str, DeviceMonitor], signals: SignalBatcher 
         yield device_id, monitor.tick(now)
 
 
-__all__ = ["DeviceMonitor", "MonitorResult", "Pipeline", "PipelineFactory", "StreamNotice",
-           "complete_tick"]
+@dataclass(slots=True)
+class _Sent:
+    key: tuple
+    at: float
+
+
+class StateThrottle:
+    """Which device states are worth publishing: a device's state when its rhythm,
+    quality or set of active alarms changed since the last one published, else
+    once every ``interval_s`` (wall seconds).
+
+    The service asks after every device's data; most of the time nothing a
+    consumer watches has changed, so the key is compared first and the whole
+    :class:`DeviceState` is built only when it goes out.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        if not interval_s > 0:
+            raise ValueError(f"State interval {interval_s!r} s must be positive.")
+        self.interval_s = interval_s
+        self._sent: dict[str, _Sent] = {}
+
+    def due(self, monitor: DeviceMonitor, now: float) -> DeviceState | None:
+        """``monitor``'s state if it is to be published now (and noted as such), else None."""
+        key = monitor.state_key()
+        last = self._sent.get(monitor.device_id)
+        if last is not None and last.key == key and now - last.at < self.interval_s:
+            return None
+        self._sent[monitor.device_id] = _Sent(key, now)
+        return monitor.state()
+
+
+__all__ = ["DeviceMonitor", "MonitorResult", "Pipeline", "PipelineFactory", "StateThrottle",
+           "StreamNotice", "complete_tick"]

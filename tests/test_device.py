@@ -13,7 +13,7 @@ from detect.config import DetectorConfig
 from detect.pipeline import DevicePipeline, PipelineResult
 from detect.types import (Action, AlarmTransition, Beat, Chunk, Condition, DeviceState, Evidence,
                           Quality)
-from ingest.device import DeviceMonitor, MonitorResult
+from ingest.device import DeviceMonitor, MonitorResult, StateThrottle
 from ingest.reassembly import Duplicate, Gap, GapReason, Late
 
 DEV = "patch-07"
@@ -48,6 +48,9 @@ class RecordingPipeline:
 
     def state(self) -> DeviceState:
         return DeviceState(self.device_id, 42.0, 61.0, "sinus", Quality.GOOD)
+
+    def state_key(self) -> tuple:
+        return ("sinus", Quality.GOOD, ())
 
 
 @pytest.fixture
@@ -133,3 +136,49 @@ def test_default_pipeline_is_the_detector():
 def test_monitor_result_only_carries_stream_notices():
     with pytest.raises(ValueError):
         MonitorResult(stream_events=("gap",))  # type: ignore[arg-type]
+
+
+class _KeyedPipeline(RecordingPipeline):
+    """A pipeline whose state key the test sets."""
+
+    key: tuple = ("sinus", Quality.GOOD, ())
+
+    def state_key(self) -> tuple:
+        return self.key
+
+
+def test_state_throttle_publishes_on_change_and_every_interval_on_a_fake_clock():
+    m = DeviceMonitor(DEV, CFG, pipeline_factory=_KeyedPipeline)
+    throttle = StateThrottle(10.0)
+    assert throttle.due(m, 100.0) == m.state()               # first: always
+    assert throttle.due(m, 101.0) is None                     # unchanged, within the interval
+    assert throttle.due(m, 109.9) is None
+    assert throttle.due(m, 110.0) is not None                 # the interval is up
+    m.pipeline.key = ("atrial_fibrillation", Quality.GOOD, ())
+    assert throttle.due(m, 110.5) is not None                 # the rhythm changed
+    assert throttle.due(m, 111.0) is None
+    m.pipeline.key = ("atrial_fibrillation", Quality.GOOD, ("ep-1",))
+    assert throttle.due(m, 111.5) is not None                 # an alarm opened
+    other = DeviceMonitor("patch-08", CFG, pipeline_factory=_KeyedPipeline)
+    assert throttle.due(other, 111.6) is not None             # devices are apart
+    with pytest.raises(ValueError, match="positive"):
+        StateThrottle(0.0)
+
+
+@pytest.mark.parametrize("kind", ["af", "noise", "asystole"])
+def test_state_key_is_what_the_state_says_chunk_by_chunk(kind):
+    # The throttle compares state_key() instead of building the state: it must be
+    # the state's (rhythm, quality, active alarms' episode ids) at every moment.
+    from ecgwatch.simulate import NAMED
+    from ecgwatch.synth import Scenario, synthesize
+    fs = 250.0
+    x = synthesize(Scenario("dev-key", 70.0, NAMED[kind], seed=3), fs, 70.0).signal
+    p = DevicePipeline("dev-key", CFG)
+    keys = []
+    for k in range(70):
+        p.push(Chunk("dev-key", k, float(k), fs, x[k * 250:(k + 1) * 250]))
+        s = p.state()
+        assert p.state_key() == (s.rhythm, s.quality,
+                                 tuple(a.episode_id for a in s.active_alarms))
+        keys.append(p.state_key())
+    assert len(set(keys)) > 1 and any(k[2] for k in keys)     # it changed, alarms included
