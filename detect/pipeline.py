@@ -156,8 +156,15 @@ class DevicePipeline:
     def _after_filters(self, seg: SignalSegment, peaks: list[int], windows: list[QualityWindow],
                        inputs: list[PendingBeat],
                        widths: Mapping[int, float] | None = None) -> PipelineResult:
-        horizon = seg.horizon()
-        vf = self._vf(seg)
+        horizon = seg._horizon                # (seg.horizon(), without the call)
+        if seg.vf_events or self._vf_alarms._episodes:
+            vf = self._vf(seg)
+        else:
+            # What _vf does with no event and no VF episode: move the manager's clock
+            # (AlarmManager.push's first branch, inline: most chunks of every device).
+            vf, manager, frontier = _NOTHING, self._vf_alarms, seg.vf.frontier
+            if frontier > manager._now:
+                manager._now = int(frontier)
         out = self._decide(peaks, windows, horizon, inputs, clean=seg.clean, widths=widths)
         if vf is not _NOTHING:                # VF alarms are rare: skip the sum otherwise
             out = vf + out
@@ -257,8 +264,17 @@ class DevicePipeline:
             self._beats += len(beats)
         if windows:
             self._quality = windows[-1].quality
-        obs = self._tracker.push(beats, windows, horizon)
-        transitions = self._alarms.push(obs, self._tracker.frontier)
+        tracker = self._tracker
+        obs = tracker.push(beats, windows, horizon)
+        # AlarmManager.push's first branch inline (nothing to apply, nothing open: most
+        # chunks), here and for the wide-complex alarms below; frontier is _pos.
+        manager, frontier = self._alarms, tracker._pos
+        if obs or manager._episodes:
+            transitions = manager.push(obs, frontier)
+        else:
+            if frontier > manager._now:
+                manager._now = int(frontier)
+            transitions = []
         if self.classifier is None:
             transitions += self._af_alarms.push(self._af.push(beats, windows, final),
                                                 self._af.frontier)
@@ -266,14 +282,18 @@ class DevicePipeline:
         # reads V and F, and these windows with them: in _release.)
         wct = self._wct.push(_EMPTY if clean is None else clean, beats, windows, final,
                              horizon, widths)
-        transitions += self._wct_alarms.push(wct, self._wct.frontier)
+        manager, frontier = self._wct_alarms, self._wct.frontier
+        if wct or manager._episodes:
+            transitions += manager.push(wct, frontier)
+        elif frontier > manager._now:
+            manager._now = int(frontier)
         if windows:
             self._windows.extend(windows)
             del self._windows[:-16]
         labelled, af = self._classify(beats, inputs, windows, final)
         transitions += af
         transitions += self._rhythms(labelled)
-        shown = self._suppression.filter(transitions, self._vf_active)
+        shown = self._suppression.filter(transitions, self._vf_active) if transitions else ()
         return PipelineResult(tuple(beats), shown, tuple(windows), labelled)
 
     def _vf(self, seg: SignalSegment, final: bool = False) -> PipelineResult:
