@@ -168,13 +168,31 @@ class RPeakDetector:
             if x.size:
                 self._features(x, band, energy)
             cands = self._scan()
-        self._out = []
-        la = self._la
+        self._out = out = []
+        la, refr, threshold = self._la, self._refr, self.p.threshold
         for c in cands:
-            self._advance_to(c.peak + la)
-            self._on_candidate(c)
-        self._advance_to(self._n - 1)
-        return self._out
+            # _advance_to (called only if a decision may fall due) and _on_candidate inline.
+            due = self._due
+            if self._learning is not None or due is None or due <= c.peak + la or self._relearn_at:
+                self._advance_to(c.peak + la)
+                if self._learning is not None:
+                    self._learning.append(c)
+                    continue
+            last_r = self._last_r
+            if last_r is not None and c.r - last_r <= refr:
+                continue    # inside the refractory period: part of the last beat, not noise
+            npk = self.npk
+            if c.height > npk + threshold * (self.spk - npk) and not (   # _is_beat, past
+                    last_r is not None and c.r - last_r < self._twave       # the refractory
+                    and c.slope < 0.5 * self._last_slope):
+                self._accept(c, searchback=False)
+            else:
+                self.npk = 0.125 * c.height + 0.875 * npk
+                self._pending.append(c)
+        due = self._due
+        if self._learning is not None or due is None or due <= self._n - 1 or self._relearn_at:
+            self._advance_to(self._n - 1)
+        return out
 
     # ---------------------------------------------------------------- features
     def _features(self, x: FloatArray, band: FloatArray | None,
@@ -196,8 +214,9 @@ class RPeakDetector:
               mwi: FloatArray) -> tuple[_Candidate, ...]:
         """What _features, _scan and _trim would do with this block, whose candidates
         :func:`scan_many` found: the history becomes its last look-back samples."""
-        m = bp.size
-        if not self.steady or m == 0 or scanned.at != self._n:
+        m, n = bp.size, self._n
+        if (n - self._start != self._keep + self._la or self._next_cand != n - self._la
+                or m == 0 or scanned.at != n):                      # (not self.steady, inline)
             raise RuntimeError("A batched R-peak scan was handed to a detector it was "
                                "not computed for.")
         if not bp.shape == slope.shape == mwi.shape == (m,):
@@ -359,12 +378,13 @@ class RPeakDetector:
         self.spk = gain * h + (1 - gain) * spk
         if self._last_r is not None:
             rr = c.r - self._last_r
-            self._rr.append(rr)
-            self._mean = None
-            mean = self._mean_rr()
-            if 0.92 * mean <= rr <= 1.16 * mean or len(self._rr_ok) < 4:
-                self._rr_ok.append(rr)
-            del self._rr[:-8], self._rr_ok[:-8]
+            rrs, ok = self._rr, self._rr_ok
+            rrs.append(rr)
+            recent = (ok if len(ok) >= 4 else rrs)[-8:]     # _mean_rr() afresh, inline
+            mean = sum(recent) / len(recent)
+            if 0.92 * mean <= rr <= 1.16 * mean or len(ok) < 4:
+                ok.append(rr)
+            del rrs[:-8], ok[:-8]
             self._mean = None
         self._last_r, self._last_peak, self._last_slope = c.r, c.peak, c.slope
         self._out.append(c.r)
