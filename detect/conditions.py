@@ -227,8 +227,12 @@ class ConditionTracker:
                                  f"which ended at {self._q_end}.")
             self._windows.append(w)
             self._q_end = w.end
-        self._horizon = max(self._horizon, int(horizon))
-        return self._sweep(min(self._horizon, self._q_end))
+        horizon = int(horizon)
+        if horizon < self._horizon:
+            horizon = self._horizon
+        self._horizon = horizon
+        q_end = self._q_end
+        return self._sweep(horizon if horizon < q_end else q_end)
 
     def gap(self, index: int) -> list[Observation]:
         """A signal gap: samples resume at ``index``. Ends every active condition there.
@@ -265,7 +269,9 @@ class ConditionTracker:
         while True:
             pos = kind = -1
             if self._usable and _ASYSTOLE not in active:
-                pos, kind = self._reference() + self._asystole_n, _DEADLINE
+                last, since = self._last_beat, self._usable_since     # (self._reference())
+                pos = (last if last is not None and last >= since else since) + self._asystole_n
+                kind = _DEADLINE
             current = self._current
             if current is not None:
                 if kind < 0 or current.end < pos:
@@ -391,7 +397,8 @@ class ConditionTracker:
                 out += self._rate(_BRADY, b, n, span, bpm, bpm >= lim.brady_clear_bpm)
         n = lim.tachy_beats
         if len(rrs) >= n:
-            span = sum(islice(rrs, len(rrs) - n, None))
+            # (rrs holds at most max(brady_beats, tachy_beats): usually exactly these n)
+            span = sum(rrs) if len(rrs) == n else sum(islice(rrs, len(rrs) - n, None))
             bpm = 60.0 * self.fs * n / span
             if bpm > lim.tachy_bpm or _TACHY in self._active:
                 out += self._rate(_TACHY, b, n, span, bpm, bpm <= lim.tachy_clear_bpm)
