@@ -38,7 +38,6 @@ import numpy as np
 
 from . import buffers
 from .conditions import Observation
-from .quality import usable_at
 from .types import Beat, Condition, Evidence, FloatArray, QualityWindow
 
 WCT = Condition.WIDE_COMPLEX_TACHYCARDIA
@@ -238,11 +237,22 @@ class WideComplexTracker:
     def _on_beat(self, b: Beat) -> list[Observation]:
         index = b.index
         prev, self._prev = self._prev, index
-        if not usable_at(self._windows, index):
-            self._prev = None
-            return self._end(b.index) if self._active else self._reset()
-        width = self._width(b.index)
-        rr = None if prev is None else b.index - prev
+        for w in reversed(self._windows):           # usable_at(self._windows, index), inline
+            if w.start <= index < w.end:
+                if not w.quality.usable:
+                    self._prev = None
+                    return self._end(index) if self._active else self._reset()
+                break
+        # self._width(index), inline: from the batched pass, else measured here.
+        half = self._half
+        a = index - half
+        if a < self._from or a + 2 * half + 1 > self._pos:
+            width = None
+        else:
+            width = self._widths.pop(index, None)
+            if width is None:
+                width = qrs_width_ms(self._hist.view(a, a + 2 * half + 1), half, self.fs)
+        rr = None if prev is None else index - prev
         # The usual width matters only for a beat past the absolute limit (most are not).
         wide = width is not None and width >= WIDE_MS and width >= RATIO * self._usual()
         if width is not None and rr is not None and rr >= 0.6 * self.fs:
@@ -268,15 +278,6 @@ class WideComplexTracker:
         s = sorted(self._baseline)            # np.median's value, without the call
         m = len(s) // 2
         return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
-
-    def _width(self, index: int) -> float | None:
-        a = index - self._half
-        if a < self._from or a + 2 * self._half + 1 > self._pos:
-            return None
-        width = self._widths.pop(index, None)
-        if width is not None:
-            return width
-        return qrs_width_ms(self._hist.view(a, a + 2 * self._half + 1), self._half, self.fs)
 
     def _start(self, b: Beat) -> Observation:
         self._active = True
