@@ -262,7 +262,8 @@ class VfDetector:
         that need none; else they are computed here."""
         clean = np.asarray(clean, dtype=np.float64)
         m = clean.size
-        count = self.windows_ending(m)
+        last = self._pos + m                        # (self.windows_ending(m), inline)
+        count = 0 if self._next_end > last else (last - self._next_end) // self.hop + 1
         if features is None:
             windows = np.empty((count, self.window))
             self.fill_windows(clean, windows)
@@ -272,11 +273,17 @@ class VfDetector:
                              f"{len(features)} features were given.")
         # Grows only for chunks longer than a hop, once; the array is kept. (Free
         # when fill_windows put the block already.)
-        self._hist.put(self._pos, clean)
-        self._pos += m
+        hist = self._hist
+        if last > hist.start + hist.n:
+            hist.put(self._pos, clean)
+        self._pos = last
         out: list[VfEvent] = []
+        min_tcsc = self.config.min_tcsc
         for feats in features:
-            out += self._decide(feats, self._next_end)
+            if type(feats) is Screened and not self._active and not feats.tcsc > min_tcsc:
+                self._run = 0       # _decide's for a window screened out (most), inline
+            else:
+                out += self._decide(feats, self._next_end)
             self._next_end += self.hop
         # Keep only what the next window needs: O(window) memory, moved in place.
         self._hist.need(self._reader, self._next_end - self.window)
