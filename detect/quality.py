@@ -103,24 +103,31 @@ class SignalQuality:
         if raw.shape != clean.shape or raw.ndim != 1:
             raise ValueError(f"Raw and clean blocks must be aligned 1-D arrays, got shapes "
                              f"{raw.shape} and {clean.shape}.")
+        m, window = raw.size, self.window
         if stats is None:
             jobs = self.pending(raw, clean)
             stats = assess_many(jobs, self.fs, self.limits) if jobs else ()
-        elif len(stats) != self.windows_ending(raw.size):
-            raise ValueError(f"Quality block of {raw.size} samples completes "
-                             f"{self.windows_ending(raw.size)} windows; {len(stats)} "
+        elif len(stats) != ((self._fill + m) // window if window >= 2 else 0):
+            raise ValueError(f"Quality block of {m} samples completes "
+                             f"{self.windows_ending(m)} windows; {len(stats)} "
                              "statistics were given.")
         position = self._start + self._fill
-        self._raws.put(position, raw)
-        self._hist.put(position, clean)
+        # Free when pending() put them already (and, in a pipeline, VF the clean block).
+        raws, hist = self._raws, self._hist
+        if position + m > raws.start + raws.n:
+            raws.put(position, raw)
+        if position + m > hist.start + hist.n:
+            hist.put(position, clean)
         out: list[QualityWindow] = []
         i = 0
-        while i < raw.size:
-            take = min(self.window - self._fill, raw.size - i)
+        while i < m:
+            take = window - self._fill
+            if take > m - i:
+                take = m - i
             self._fill += take
             i += take
-            if self._fill == self.window:
-                out.append(self._emit(stats[len(out)] if self.window >= 2 else None))
+            if self._fill == window:
+                out.append(self._emit(stats[len(out)] if window >= 2 else None))
         if out:
             # What the histories must keep moves only when a window is judged (they
             # dropped all they could when it last moved).
