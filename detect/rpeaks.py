@@ -127,8 +127,9 @@ class RPeakDetector:
         if self._learning is not None:
             return self._learn_horizon
         h = self._next_cand - self._locate - self._delay
-        if self._pending:
-            h = min(h, min([c.r for c in self._pending]))
+        for c in self._pending:               # (min over them, without a list)
+            if c.r < h:
+                h = c.r
         return h if h > 0 else 0
 
     def relearn(self, index: int) -> None:

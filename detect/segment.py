@@ -96,8 +96,10 @@ class SignalSegment:
                 self.detector.relearn(w.end - self.offset)
             self.usable = w.quality.usable
         offset = self.offset
-        peaks = [p + offset for p in self.detector.push(y, band, energy, scanned)]
-        self._horizon = horizon = self._detector_horizon()
+        found = self.detector.push(y, band, energy, scanned)
+        # (A new list each push: the first segment, at offset 0, hands it on as it is.)
+        peaks = [p + offset for p in found] if offset else found
+        self._horizon = horizon = offset + self.detector.horizon    # _detector_horizon()
         features = (self.features.push_pending(clean, peaks, horizon)
                     if self.features else [])
         return peaks, windows, features
