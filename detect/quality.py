@@ -82,9 +82,10 @@ class SignalQuality:
         window, fill = self.window, self._fill
         if window < 2 or raw.size < window - fill:
             return []                   # every other chunk: no window to judge
-        s = self._start
+        s, hist = self._start, self._hist
         self._raws.put(s + fill, raw)
-        self._hist.put(s + fill, clean)
+        if s + fill + len(clean) > hist.start + hist.n:     # (else the put is free)
+            hist.put(s + fill, clean)
         out: list[Job] = []
         prev = self._before()
         for _ in range(self.windows_ending(raw.size)):

@@ -239,8 +239,10 @@ class VfDetector:
         the batched pass (detect/batch.py) computes their features before the push.
         Puts the block into the history, as :meth:`push` does first (its own put is
         then free), so that every window is one copy out of it."""
-        self._hist.put(self._pos, clean)
-        view, window, hop = self._hist.view, self.window, self.hop
+        hist = self._hist
+        if self._pos + len(clean) > hist.start + hist.n:     # (else the put is free)
+            hist.put(self._pos, clean)
+        view, window, hop = hist.view, self.window, self.hop
         lo = self._next_end - window
         for j in range(out.shape[0]):
             out[j] = view(lo, lo + window)
