@@ -333,10 +333,6 @@ class RPeakDetector:
         for c in cands:
             self._on_candidate(c)
 
-    def _thresholds(self) -> tuple[float, float]:
-        t1 = self.npk + self.p.threshold * (self.spk - self.npk)
-        return t1, self.p.searchback_threshold * t1
-
     def _mean_rr(self) -> float:
         # Asked several times per candidate; the lists change only in _accept.
         if self._mean is None:
@@ -352,7 +348,6 @@ class RPeakDetector:
         if self._last_r is not None and c.r - self._last_r <= self._refr:
             return   # inside the refractory period: part of the last beat, not noise
         npk = self.npk
-        # THR1 as _thresholds gives it (inline: this runs for every candidate).
         if c.height > npk + self.p.threshold * (self.spk - npk) and self._is_beat(c):
             self._accept(c, searchback=False)
         else:
@@ -377,22 +372,28 @@ class RPeakDetector:
         if spk > 0 and 4.0 * spk < h:          # min(height, 4 spk), without the call
             h = 4.0 * spk
         self.spk = gain * h + (1 - gain) * spk
+        rrs, ok = self._rr, self._rr_ok
         if self._last_r is not None:
             rr = c.r - self._last_r
-            rrs, ok = self._rr, self._rr_ok
             rrs.append(rr)
             recent = (ok if len(ok) >= 4 else rrs)[-8:]     # _mean_rr() afresh, inline
             mean = sum(recent) / len(recent)
             if 0.92 * mean <= rr <= 1.16 * mean or len(ok) < 4:
                 ok.append(rr)
             del rrs[:-8], ok[:-8]
-            self._mean = None
         self._last_r, self._last_peak, self._last_slope = c.r, c.peak, c.slope
         self._out.append(c.r)
         if self._pending:
-            self._pending = [q for q in self._pending if q.r - c.r > self._refr]
+            kept, r, refr = [], c.r, self._refr      # (a loop: a comprehension costs more
+            for q in self._pending:                  # than the one or two it filters)
+                if q.r - r > refr:
+                    kept.append(q)
+            self._pending = kept
         self._sb_from = c.peak
-        self._due = None
+        # _mean_rr() and _searchback_due() now (not learning; both anchors are this peak).
+        src = ok if len(ok) >= 4 else rrs
+        self._mean = mean = sum(src[-8:]) / len(src[-8:]) if src else self.fs
+        self._due = c.peak + int(self.p.searchback_rr * mean)
 
     def _searchback_due(self) -> int | None:
         if self._learning is not None:
@@ -401,7 +402,8 @@ class RPeakDetector:
         return anchor + int(self.p.searchback_rr * self._mean_rr())
 
     def _searchback(self, due: int) -> None:
-        _, t2 = self._thresholds()
+        npk = self.npk                         # THR2 = searchback_threshold * THR1
+        t2 = self.p.searchback_threshold * (npk + self.p.threshold * (self.spk - npk))
         pool = [c for c in self._pending if c.peak + self._la <= due and self._is_beat(c)]
         best = max(pool, key=lambda c: c.height, default=None)
         if best is not None and best.height > t2:
