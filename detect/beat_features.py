@@ -323,7 +323,7 @@ class BeatFeaturizer:
         """As :meth:`push`, with the waveform work left to :func:`featurize` (the
         service's path: the beat model's batcher featurizes every device's beats at once).
         Every beat must be featurized, in order, before this featurizer's later ones."""
-        clean = np.asarray(clean, dtype=np.float64)
+        clean = np.asarray(clean, np.float64)
         hist, start = self._hist, self._end
         end = start + len(clean)
         if end > hist.start + hist.n:           # (a pipeline segment's VF put it already)

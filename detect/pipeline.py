@@ -162,7 +162,10 @@ class DevicePipeline:
         else:
             # What _vf does with no event and no VF episode: move the manager's clock
             # (AlarmManager.push's first branch, inline: most chunks of every device).
-            vf, manager, frontier = _NOTHING, self._vf_alarms, seg.vf.frontier
+            vf, manager, v = _NOTHING, self._vf_alarms, seg.vf
+            frontier = v._next_end - v.hop - v.window       # (v.frontier, without the call)
+            if frontier < v._start:
+                frontier = v._start
             if frontier > manager._now:
                 manager._now = int(frontier)
         out = self._decide(peaks, windows, horizon, inputs, clean=seg.clean, widths=widths)

@@ -99,8 +99,8 @@ class SignalQuality:
         """Windows judged with this block known. ``stats`` are those of the windows
         it completes (:meth:`pending`), computed beforehand with other devices';
         else they are computed here."""
-        raw = np.asarray(raw, dtype=np.float64)
-        clean = np.asarray(clean, dtype=np.float64)
+        raw = np.asarray(raw, np.float64)
+        clean = np.asarray(clean, np.float64)
         if raw.shape != clean.shape or raw.ndim != 1:
             raise ValueError(f"Raw and clean blocks must be aligned 1-D arrays, got shapes "
                              f"{raw.shape} and {clean.shape}.")

@@ -159,7 +159,7 @@ class RPeakDetector:
         the candidates this push finds (:func:`scan_many`, which needs ``band``
         and ``energy``), all computed elsewhere for many detectors at once; else
         they are computed here."""
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x, np.float64)
         if scanned is not None:
             if band is None or energy is None or band.shape != x.shape:
                 raise ValueError("A batched R-peak scan comes with the block's QRS band "

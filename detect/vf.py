@@ -262,7 +262,7 @@ class VfDetector:
         the block completes, computed beforehand for many devices at once
         (:func:`vf_features_many`, detect/batch.py), or :class:`Screened` for windows
         that need none; else they are computed here."""
-        clean = np.asarray(clean, dtype=np.float64)
+        clean = np.asarray(clean, np.float64)
         m = clean.size
         last = self._pos + m                        # (self.windows_ending(m), inline)
         count = 0 if self._next_end > last else (last - self._next_end) // self.hop + 1

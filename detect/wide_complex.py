@@ -185,7 +185,7 @@ class WideComplexTracker:
         to come (stream index -> ms) measured beforehand on this same signal, many
         devices at once (:func:`qrs_widths_many`, detect/batch.py); the others are
         measured here."""
-        clean = np.asarray(clean, dtype=np.float64)
+        clean = np.asarray(clean, np.float64)
         if widths:
             self._widths.update(widths)
         end, hist = self._pos + clean.size, self._hist
