@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import buffers, template_medians
+from .buffers import F64
 from .rr_context import RR_FEATURES, RRContext
 # Importable from here too (the model's export and tests read them with the window's).
 from .rr_context import SHARE_BEATS as SHARE_BEATS, TEMPLATE_ADMIT as TEMPLATE_ADMIT
@@ -323,7 +324,8 @@ class BeatFeaturizer:
         """As :meth:`push`, with the waveform work left to :func:`featurize` (the
         service's path: the beat model's batcher featurizes every device's beats at once).
         Every beat must be featurized, in order, before this featurizer's later ones."""
-        clean = np.asarray(clean, np.float64)
+        if type(clean) is not np.ndarray or clean.dtype is not F64:   # (else asarray returns it)
+            clean = np.asarray(clean, np.float64)
         hist, start = self._hist, self._end
         end = start + len(clean)
         if end > hist.start + hist.n:           # (a pipeline segment's VF put it already)

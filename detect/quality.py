@@ -14,7 +14,7 @@ from collections.abc import Reversible, Sequence
 
 import numpy as np
 
-from .buffers import History
+from .buffers import F64, History
 from .config import DetectorConfig
 from .quality_judge import DEFAULT_LIMITS, Job, QualityLimits, assess_many, judge, small_median
 # The judge's other public names, still importable from here.
@@ -99,8 +99,10 @@ class SignalQuality:
         """Windows judged with this block known. ``stats`` are those of the windows
         it completes (:meth:`pending`), computed beforehand with other devices';
         else they are computed here."""
-        raw = np.asarray(raw, np.float64)
-        clean = np.asarray(clean, np.float64)
+        if type(raw) is not np.ndarray or raw.dtype is not F64:   # (else asarray returns it)
+            raw = np.asarray(raw, np.float64)
+        if type(clean) is not np.ndarray or clean.dtype is not F64:   # (else asarray returns it)
+            clean = np.asarray(clean, np.float64)
         if raw.shape != clean.shape or raw.ndim != 1:
             raise ValueError(f"Raw and clean blocks must be aligned 1-D arrays, got shapes "
                              f"{raw.shape} and {clean.shape}.")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .buffers import F64
 from .filters import SosFilter, bandpass_sos
 from .rpeak_scan import _DERIV, _TAPS, Scanned, _Candidate, qrs_energy, scan_many
 from .types import FloatArray
@@ -159,7 +160,8 @@ class RPeakDetector:
         the candidates this push finds (:func:`scan_many`, which needs ``band``
         and ``energy``), all computed elsewhere for many detectors at once; else
         they are computed here."""
-        x = np.asarray(x, np.float64)
+        if type(x) is not np.ndarray or x.dtype is not F64:   # (else asarray returns it)
+            x = np.asarray(x, np.float64)
         if scanned is not None:
             if band is None or energy is None or band.shape != x.shape:
                 raise ValueError("A batched R-peak scan comes with the block's QRS band "

@@ -157,7 +157,12 @@ class RRContext:
         if seen >= SHARE_BEATS + SHARE_LAGS[-1]:
             # Every lag has seen SHARE_BEATS intervals: one denominator, and the
             # smallest count gives the smallest share (division is monotonic).
-            share = (min(d1.bit_count(), d2.bit_count(), d3.bit_count()) + 0.5) / (SHARE_BEATS + 1)
+            k, k2, k3 = d1.bit_count(), d2.bit_count(), d3.bit_count()
+            if k2 < k:                                  # (min() of the three, inline)
+                k = k2
+            if k3 < k:
+                k = k3
+            share = (k + 0.5) / (SHARE_BEATS + 1)
         else:
             share = 1.0
             for differs, lag in ((d1, 1), (d2, 2), (d3, 3)):

@@ -62,6 +62,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import buffers
+from .buffers import F64
 from .errors import ConfigError
 from .types import FloatArray
 from .vf_features import VfFeatures, vf_features, vf_features_many, vf_tcsc_many
@@ -262,7 +263,8 @@ class VfDetector:
         the block completes, computed beforehand for many devices at once
         (:func:`vf_features_many`, detect/batch.py), or :class:`Screened` for windows
         that need none; else they are computed here."""
-        clean = np.asarray(clean, np.float64)
+        if type(clean) is not np.ndarray or clean.dtype is not F64:   # (else asarray returns it)
+            clean = np.asarray(clean, np.float64)
         m = clean.size
         last = self._pos + m                        # (self.windows_ending(m), inline)
         count = 0 if self._next_end > last else (last - self._next_end) // self.hop + 1

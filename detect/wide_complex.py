@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from . import buffers
+from .buffers import F64
 from .conditions import Observation
 from .types import Beat, Condition, Evidence, FloatArray, QualityWindow
 
@@ -185,7 +186,8 @@ class WideComplexTracker:
         to come (stream index -> ms) measured beforehand on this same signal, many
         devices at once (:func:`qrs_widths_many`, detect/batch.py); the others are
         measured here."""
-        clean = np.asarray(clean, np.float64)
+        if type(clean) is not np.ndarray or clean.dtype is not F64:   # (else asarray returns it)
+            clean = np.asarray(clean, np.float64)
         if widths:
             self._widths.update(widths)
         end, hist = self._pos + clean.size, self._hist
@@ -199,7 +201,8 @@ class WideComplexTracker:
             self._windows.extend(windows)
             if len(self._windows) > 16:
                 del self._windows[:-16]
-            self._covered = max(self._covered, windows[-1].end)
+            if windows[-1].end > self._covered:
+                self._covered = windows[-1].end
         out: list[Observation] = []
         if pending:
             # Ready: its window judged and its width's signal all here (or the end).
@@ -224,13 +227,16 @@ class WideComplexTracker:
             if b.index - half < cut:
                 cut = b.index - half
         if cut > self._from:
-            self._from = min(cut, end)
+            self._from = cut if cut < end else end
             self._hist.need(self._reader, self._from)
-        if self._widths:
+        widths_ahead = self._widths
+        if widths_ahead:
             # Candidates that did not become beats, or whose beat can have no width now.
+            # (A loop over a copy of the keys: a comprehension costs more for these few.)
             edge = self._from + self._half
-            for index in [i for i in self._widths if i < edge]:
-                del self._widths[index]
+            for index in list(widths_ahead):
+                if index < edge:
+                    del widths_ahead[index]
         return out
 
     # -------------------------------------------------------------- internals
