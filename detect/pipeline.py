@@ -144,14 +144,14 @@ class DevicePipeline:
 
     def resume(self, block: Filtered) -> PipelineResult:
         """Finish a block this pipeline queued, after the batched filters (detect/batch.py)."""
-        seg = block.segment
-        if block.pipeline is not self or seg is not self._seg:
-            raise RuntimeError(f"A filtered block of device {block.pipeline.device_id!r} was "
+        # One unpacking, not eleven attribute reads.
+        pipeline, seg, samples, clean, band, slope, energy, vf, quality, scanned, widths = block
+        if pipeline is not self or seg is not self._seg:
+            raise RuntimeError(f"A filtered block of device {pipeline.device_id!r} was "
                                f"resumed out of turn in the pipeline of {self.device_id!r}.")
-        peaks, windows, inputs = seg.finish(block.samples, block.clean, block.band,
-                                            (block.slope, block.energy), block.vf, block.quality,
-                                            block.scanned)
-        return self._after_filters(seg, peaks, windows, inputs, block.widths)
+        peaks, windows, inputs = seg.finish(samples, clean, band, (slope, energy), vf, quality,
+                                            scanned)
+        return self._after_filters(seg, peaks, windows, inputs, widths)
 
     def _after_filters(self, seg: SignalSegment, peaks: list[int], windows: list[QualityWindow],
                        inputs: list[PendingBeat],
@@ -168,7 +168,7 @@ class DevicePipeline:
                 frontier = v._start
             if frontier > manager._now:
                 manager._now = int(frontier)
-        out = self._decide(peaks, windows, horizon, inputs, clean=seg.clean, widths=widths)
+        out = self._decide(peaks, windows, horizon, inputs, False, seg.clean, widths)
         if vf is not _NOTHING:                # VF alarms are rare: skip the sum otherwise
             out = vf + out
         # Used up; holding it would keep a batched tick's whole array alive.

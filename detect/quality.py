@@ -103,7 +103,7 @@ class SignalQuality:
             raw = np.asarray(raw, np.float64)
         if type(clean) is not np.ndarray or clean.dtype is not F64:   # (else asarray returns it)
             clean = np.asarray(clean, np.float64)
-        if raw.shape != clean.shape or raw.ndim != 1:
+        if raw.ndim != 1 or clean.ndim != 1 or raw.size != clean.size:   # (shapes differ)
             raise ValueError(f"Raw and clean blocks must be aligned 1-D arrays, got shapes "
                              f"{raw.shape} and {clean.shape}.")
         m, window = raw.size, self.window

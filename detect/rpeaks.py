@@ -222,7 +222,8 @@ class RPeakDetector:
                 or m == 0 or scanned.at != n):                      # (not self.steady, inline)
             raise RuntimeError("A batched R-peak scan was handed to a detector it was "
                                "not computed for.")
-        if not bp.shape == slope.shape == mwi.shape == (m,):
+        # (bp.shape == slope.shape == mwi.shape == (m,), from ints: a shape is a new tuple)
+        if not (bp.ndim == slope.ndim == mwi.ndim == 1 and slope.size == mwi.size == m):
             raise ValueError(f"The QRS band, slope and energy blocks have shapes {bp.shape}, "
                              f"{slope.shape} and {mwi.shape}.")
         back = self._hist.shape[1]
