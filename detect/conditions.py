@@ -64,7 +64,6 @@ observations, and pushing the same beat or window twice changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import islice
 from dataclasses import dataclass
 
 from .config import DetectorConfig
@@ -391,14 +390,13 @@ class ConditionTracker:
         lim = self.config.alarms
         n = lim.brady_beats
         if len(rrs) >= n:
-            span = sum(islice(rrs, len(rrs) - n, None))
+            span = sum(rrs[-n:])             # (a slice: cheaper than an islice)
             bpm = 60.0 * self.fs * n / span
             if bpm < lim.brady_bpm or _BRADY in self._active:
                 out += self._rate(_BRADY, b, n, span, bpm, bpm >= lim.brady_clear_bpm)
         n = lim.tachy_beats
         if len(rrs) >= n:
-            # (rrs holds at most max(brady_beats, tachy_beats): usually exactly these n)
-            span = sum(rrs) if len(rrs) == n else sum(islice(rrs, len(rrs) - n, None))
+            span = sum(rrs[-n:])
             bpm = 60.0 * self.fs * n / span
             if bpm > lim.tachy_bpm or _TACHY in self._active:
                 out += self._rate(_TACHY, b, n, span, bpm, bpm <= lim.tachy_clear_bpm)

@@ -222,7 +222,9 @@ class WideComplexTracker:
         # come no earlier than the horizon. Never more than KEEP_S back (a beat
         # reported later than that has no width), so without a horizon, or when
         # it lags further, the signal dropped is the same as before.
-        cut = end - self._keep if horizon is None else max(end - self._keep, horizon - half)
+        cut = end - self._keep
+        if horizon is not None and horizon - half > cut:      # (max(), without the call)
+            cut = horizon - half
         for b in pending:                          # (a few: a loop, not a list and min)
             if b.index - half < cut:
                 cut = b.index - half
