@@ -251,7 +251,7 @@ class WideComplexTracker:
                     self._prev = None
                     return self._end(index) if self._active else self._reset()
                 break
-        # self._width(index), inline: from the batched pass, else measured here.
+        # The width: from the batched pass, else measured here (None without its signal).
         half = self._half
         a = index - half
         if a < self._from or a + 2 * half + 1 > self._pos:
