@@ -82,6 +82,7 @@ _PAUSE = Condition.PAUSE
 _RHYTHM_WORDS = ((_ASYSTOLE, "asystole"), (_BRADY, "bradycardia"), (_TACHY, "tachycardia"))
 _LEADS_OFF_ALARM, _SATURATION, _NOISE = Condition.LEADS_OFF, Condition.SATURATION, Condition.NOISE
 _LEADS_OFF, _SATURATED, _NOISY = Quality.LEADS_OFF, Quality.SATURATED, Quality.NOISY
+_GOOD = Quality.GOOD
 
 
 @quick_init
@@ -333,6 +334,14 @@ class ConditionTracker:
         w, self._current = self._current, None
         assert w is not None
         q = w.quality
+        if q is _GOOD and not self._active:
+            # Most windows: each run's step(False) ends it, and with no episode open
+            # none starts or ends (the loop below, written out for this case).
+            off, sat, bad = self._off, self._sat, self._bad
+            off.count, off.bridged = 0, False
+            sat.count, sat.bridged = 0, False
+            bad.count, bad.bridged = 0, False
+            return []
         off = self._off.step(q is _LEADS_OFF, w.start)
         sat = self._sat.step(q is _SATURATED, w.start)
         explained = (off >= 2 and q is _LEADS_OFF) or (sat >= 2 and q is _SATURATED)
