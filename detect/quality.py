@@ -87,8 +87,9 @@ class SignalQuality:
         if s + fill + len(clean) > hist.start + hist.n:     # (else the put is free)
             hist.put(s + fill, clean)
         out: list[Job] = []
-        prev = self._before()
-        for _ in range(self.windows_ending(raw.size)):
+        p = self._previous                         # (self._before(), inline)
+        prev = None if p is None else hist.view(p, p + window)
+        for _ in range((fill + raw.size) // window):       # windows_ending(), window >= 2
             c = self._hist.view(s, s + window)
             out.append((self._raws.view(s, s + window), c, prev))
             prev, s = c, s + window
