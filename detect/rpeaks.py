@@ -163,7 +163,9 @@ class RPeakDetector:
         if type(x) is not np.ndarray or x.dtype is not F64:   # (else asarray returns it)
             x = np.asarray(x, np.float64)
         if scanned is not None:
-            if band is None or energy is None or band.shape != x.shape:
+            if band is None or energy is None or (      # (1-D of one size: the same shape)
+                    (band.ndim != 1 or x.ndim != 1 or band.size != x.size)
+                    and band.shape != x.shape):
                 raise ValueError("A batched R-peak scan comes with the block's QRS band "
                                  "and energy.")
             cands = self._take(scanned, band, *energy)

@@ -66,7 +66,7 @@ class SignalSegment:
         """Put the cleaned block that ends the segment so far into the history ahead of
         the stages (the batched pass reads their windows out of it; their own puts of
         it are then free)."""
-        self.history.put(self.end - clean.size, clean)
+        self.history.put(self.offset + self.resampler.produced - clean.size, clean)  # self.end
 
     def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
         y = self.resampler.push(samples)
