@@ -144,7 +144,6 @@ class DevicePipeline:
 
     def resume(self, block: Filtered) -> PipelineResult:
         """Finish a block this pipeline queued, after the batched filters (detect/batch.py)."""
-        # One unpacking, not eleven attribute reads.
         pipeline, seg, samples, clean, band, slope, energy, vf, quality, scanned, widths = block
         if pipeline is not self or seg is not self._seg:
             raise RuntimeError(f"A filtered block of device {pipeline.device_id!r} was "
@@ -159,9 +158,7 @@ class DevicePipeline:
         horizon = seg._horizon                # (seg.horizon(), without the call)
         if seg.vf_events or self._vf_alarms._episodes:
             vf = self._vf(seg)
-        else:
-            # What _vf does with no event and no VF episode: move the manager's clock
-            # (AlarmManager.push's first branch, inline: most chunks of every device).
+        else:           # _vf with no event, no episode: AlarmManager.push's first branch
             vf, manager, v = _NOTHING, self._vf_alarms, seg.vf
             frontier = v._next_end - v.hop - v.window       # (v.frontier, without the call)
             if frontier < v._start:
@@ -267,17 +264,13 @@ class DevicePipeline:
             self._beats += len(beats)
         if windows:
             self._quality = windows[-1].quality
-        tracker = self._tracker
-        obs = tracker.push(beats, windows, horizon)
-        # AlarmManager.push's first branch inline (nothing to apply, nothing open: most
-        # chunks), here and for the wide-complex alarms below; frontier is _pos.
-        manager, frontier = self._alarms, tracker._pos
-        if obs or manager._episodes:
-            transitions = manager.push(obs, frontier)
-        else:
-            if frontier > manager._now:
-                manager._now = int(frontier)
-            transitions = []
+        obs = self._tracker.push(beats, windows, horizon)
+        # Alarm managers are pushed only with something to apply or open (AlarmManager.push's
+        # first branch inline, here and below: most chunks); the frontier is _pos.
+        manager, frontier = self._alarms, self._tracker._pos
+        transitions = manager.push(obs, frontier) if obs or manager._episodes else []
+        if frontier > manager._now:
+            manager._now = int(frontier)
         if self.classifier is None:
             transitions += self._af_alarms.push(self._af.push(beats, windows, final),
                                                 self._af.frontier)
