@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import buffers, template_medians
+from .buffers import F64
 from .rr_context import RR_FEATURES, RRContext
 # Importable from here too (the model's export and tests read them with the window's).
 from .rr_context import SHARE_BEATS as SHARE_BEATS, TEMPLATE_ADMIT as TEMPLATE_ADMIT
@@ -323,9 +324,13 @@ class BeatFeaturizer:
         """As :meth:`push`, with the waveform work left to :func:`featurize` (the
         service's path: the beat model's batcher featurizes every device's beats at once).
         Every beat must be featurized, in order, before this featurizer's later ones."""
-        clean = np.asarray(clean, dtype=np.float64)
-        self._hist.put(self._end, clean)        # free if another reader put it already
-        self._end = end = self._end + len(clean)
+        if type(clean) is not np.ndarray or clean.dtype is not F64:   # (else asarray returns it)
+            clean = np.asarray(clean, np.float64)
+        hist, start = self._hist, self._end
+        end = start + len(clean)
+        if end > hist.start + hist.n:           # (a pipeline segment's VF put it already)
+            hist.put(start, clean)
+        self._end = end
         queue = self._beats
         if beats:
             queue.extend(map(int, beats))
@@ -339,7 +344,18 @@ class BeatFeaturizer:
                 break
             del queue[0]
             out.append(self._emit(r, nxt))
-        self._trim(horizon)
+        # Keep what the oldest pending beat may still need, and what beats the
+        # detector reports later may: from its horizon on, and never more than
+        # HISTORY back (such a beat's window is padded), so the windows are the
+        # same with or without the horizon.
+        late = end - HISTORY
+        if horizon is not None and horizon > late:
+            late = horizon
+        oldest = queue[0] if queue else end
+        keep_from = (oldest if oldest < late else late) - WINDOW_BEFORE
+        if keep_from > self._buf_start:
+            self._buf_start = keep_from
+            hist.need(self._reader, keep_from)
         return out
 
     def flush_pending(self) -> list[PendingBeat]:
@@ -353,10 +369,15 @@ class BeatFeaturizer:
 
     def _emit(self, r: int, nxt: int | None) -> PendingBeat:
         """The beat's raw window and RR context; :func:`featurize` does the rest."""
-        lo, start = r - WINDOW_BEFORE, self._buf_start
+        lo, start, hist = r - WINDOW_BEFORE, self._buf_start, self._hist
         if lo >= start:
-            # The history moves on before featurize reads it: a copy.
-            seg = self._hist.view(lo, lo + WINDOW).copy()
+            # The history moves on before featurize reads it: a copy. (hist.view's
+            # slice inline: its check holds, the history starts no later than _buf_start
+            # and the beat's window is done.)
+            held = hist.start
+            if lo + WINDOW > held + hist.n:
+                hist.view(lo, lo + WINDOW)          # raises
+            seg = hist.data[lo - held:lo - held + WINDOW].copy()
         else:
             # Only at a segment start (or a beat reported later than HISTORY):
             # pad with the nearest sample rather than fail.
@@ -390,17 +411,3 @@ class BeatFeaturizer:
         if n % 2:
             return ordered[mid].copy()
         return (ordered[mid - 1] + ordered[mid]) / np.float32(2)
-
-    def _trim(self, horizon: int | None) -> None:
-        # Keep what the oldest pending beat may still need, and what beats the
-        # detector reports later may: from its horizon on, and never more than
-        # HISTORY back (such a beat's window is padded), so the windows are the
-        # same with or without the horizon.
-        late = self._end - HISTORY
-        if horizon is not None and horizon > late:
-            late = horizon
-        oldest = self._beats[0] if self._beats else self._end
-        keep_from = (oldest if oldest < late else late) - WINDOW_BEFORE
-        if keep_from > self._buf_start:
-            self._buf_start = keep_from
-            self._hist.need(self._reader, keep_from)

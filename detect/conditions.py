@@ -64,7 +64,6 @@ observations, and pushing the same beat or window twice changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import islice
 from dataclasses import dataclass
 
 from .config import DetectorConfig
@@ -83,6 +82,7 @@ _PAUSE = Condition.PAUSE
 _RHYTHM_WORDS = ((_ASYSTOLE, "asystole"), (_BRADY, "bradycardia"), (_TACHY, "tachycardia"))
 _LEADS_OFF_ALARM, _SATURATION, _NOISE = Condition.LEADS_OFF, Condition.SATURATION, Condition.NOISE
 _LEADS_OFF, _SATURATED, _NOISY = Quality.LEADS_OFF, Quality.SATURATED, Quality.NOISY
+_GOOD = Quality.GOOD
 
 
 @quick_init
@@ -227,8 +227,12 @@ class ConditionTracker:
                                  f"which ended at {self._q_end}.")
             self._windows.append(w)
             self._q_end = w.end
-        self._horizon = max(self._horizon, int(horizon))
-        return self._sweep(min(self._horizon, self._q_end))
+        horizon = int(horizon)
+        if horizon < self._horizon:
+            horizon = self._horizon
+        self._horizon = horizon
+        q_end = self._q_end
+        return self._sweep(horizon if horizon < q_end else q_end)
 
     def gap(self, index: int) -> list[Observation]:
         """A signal gap: samples resume at ``index``. Ends every active condition there.
@@ -265,7 +269,9 @@ class ConditionTracker:
         while True:
             pos = kind = -1
             if self._usable and _ASYSTOLE not in active:
-                pos, kind = self._reference() + self._asystole_n, _DEADLINE
+                last, since = self._last_beat, self._usable_since     # (self._reference())
+                pos = (last if last is not None and last >= since else since) + self._asystole_n
+                kind = _DEADLINE
             current = self._current
             if current is not None:
                 if kind < 0 or current.end < pos:
@@ -328,6 +334,14 @@ class ConditionTracker:
         w, self._current = self._current, None
         assert w is not None
         q = w.quality
+        if q is _GOOD and not self._active:
+            # Most windows: each run's step(False) ends it, and with no episode open
+            # none starts or ends (the loop below, written out for this case).
+            off, sat, bad = self._off, self._sat, self._bad
+            off.count, off.bridged = 0, False
+            sat.count, sat.bridged = 0, False
+            bad.count, bad.bridged = 0, False
+            return []
         off = self._off.step(q is _LEADS_OFF, w.start)
         sat = self._sat.step(q is _SATURATED, w.start)
         explained = (off >= 2 and q is _LEADS_OFF) or (sat >= 2 and q is _SATURATED)
@@ -385,13 +399,13 @@ class ConditionTracker:
         lim = self.config.alarms
         n = lim.brady_beats
         if len(rrs) >= n:
-            span = sum(islice(rrs, len(rrs) - n, None))
+            span = sum(rrs[-n:])             # (a slice: cheaper than an islice)
             bpm = 60.0 * self.fs * n / span
             if bpm < lim.brady_bpm or _BRADY in self._active:
                 out += self._rate(_BRADY, b, n, span, bpm, bpm >= lim.brady_clear_bpm)
         n = lim.tachy_beats
         if len(rrs) >= n:
-            span = sum(islice(rrs, len(rrs) - n, None))
+            span = sum(rrs[-n:])
             bpm = 60.0 * self.fs * n / span
             if bpm > lim.tachy_bpm or _TACHY in self._active:
                 out += self._rate(_TACHY, b, n, span, bpm, bpm <= lim.tachy_clear_bpm)

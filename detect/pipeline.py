@@ -144,21 +144,28 @@ class DevicePipeline:
 
     def resume(self, block: Filtered) -> PipelineResult:
         """Finish a block this pipeline queued, after the batched filters (detect/batch.py)."""
-        seg = block.segment
-        if block.pipeline is not self or seg is not self._seg:
-            raise RuntimeError(f"A filtered block of device {block.pipeline.device_id!r} was "
+        pipeline, seg, samples, clean, band, slope, energy, vf, quality, scanned, widths = block
+        if pipeline is not self or seg is not self._seg:
+            raise RuntimeError(f"A filtered block of device {pipeline.device_id!r} was "
                                f"resumed out of turn in the pipeline of {self.device_id!r}.")
-        peaks, windows, inputs = seg.finish(block.samples, block.clean, block.band,
-                                            (block.slope, block.energy), block.vf, block.quality,
-                                            block.scanned)
-        return self._after_filters(seg, peaks, windows, inputs, block.widths)
+        peaks, windows, inputs = seg.finish(samples, clean, band, (slope, energy), vf, quality,
+                                            scanned)
+        return self._after_filters(seg, peaks, windows, inputs, widths)
 
     def _after_filters(self, seg: SignalSegment, peaks: list[int], windows: list[QualityWindow],
                        inputs: list[PendingBeat],
                        widths: Mapping[int, float] | None = None) -> PipelineResult:
-        horizon = seg.horizon()
-        vf = self._vf(seg)
-        out = self._decide(peaks, windows, horizon, inputs, clean=seg.clean, widths=widths)
+        horizon = seg._horizon                # (seg.horizon(), without the call)
+        if seg.vf_events or self._vf_alarms._episodes:
+            vf = self._vf(seg)
+        else:           # _vf with no event, no episode: AlarmManager.push's first branch
+            vf, manager, v = _NOTHING, self._vf_alarms, seg.vf
+            frontier = v._next_end - v.hop - v.window       # (v.frontier, without the call)
+            if frontier < v._start:
+                frontier = v._start
+            if frontier > manager._now:
+                manager._now = int(frontier)
+        out = self._decide(peaks, windows, horizon, inputs, False, seg.clean, widths)
         if vf is not _NOTHING:                # VF alarms are rare: skip the sum otherwise
             out = vf + out
         # Used up; holding it would keep a batched tick's whole array alive.
@@ -258,7 +265,12 @@ class DevicePipeline:
         if windows:
             self._quality = windows[-1].quality
         obs = self._tracker.push(beats, windows, horizon)
-        transitions = self._alarms.push(obs, self._tracker.frontier)
+        # Alarm managers are pushed only with something to apply or open (AlarmManager.push's
+        # first branch inline, here and below: most chunks); the frontier is _pos.
+        manager, frontier = self._alarms, self._tracker._pos
+        transitions = manager.push(obs, frontier) if obs or manager._episodes else []
+        if frontier > manager._now:
+            manager._now = int(frontier)
         if self.classifier is None:
             transitions += self._af_alarms.push(self._af.push(beats, windows, final),
                                                 self._af.frontier)
@@ -266,14 +278,18 @@ class DevicePipeline:
         # reads V and F, and these windows with them: in _release.)
         wct = self._wct.push(_EMPTY if clean is None else clean, beats, windows, final,
                              horizon, widths)
-        transitions += self._wct_alarms.push(wct, self._wct.frontier)
+        manager, frontier = self._wct_alarms, self._wct.frontier
+        if wct or manager._episodes:
+            transitions += manager.push(wct, frontier)
+        elif frontier > manager._now:
+            manager._now = int(frontier)
         if windows:
             self._windows.extend(windows)
             del self._windows[:-16]
         labelled, af = self._classify(beats, inputs, windows, final)
         transitions += af
         transitions += self._rhythms(labelled)
-        shown = self._suppression.filter(transitions, self._vf_active)
+        shown = self._suppression.filter(transitions, self._vf_active) if transitions else ()
         return PipelineResult(tuple(beats), shown, tuple(windows), labelled)
 
     def _vf(self, seg: SignalSegment, final: bool = False) -> PipelineResult:

@@ -14,7 +14,7 @@ from collections.abc import Reversible, Sequence
 
 import numpy as np
 
-from .buffers import History
+from .buffers import F64, History
 from .config import DetectorConfig
 from .quality_judge import DEFAULT_LIMITS, Job, QualityLimits, assess_many, judge, small_median
 # The judge's other public names, still importable from here.
@@ -82,12 +82,14 @@ class SignalQuality:
         window, fill = self.window, self._fill
         if window < 2 or raw.size < window - fill:
             return []                   # every other chunk: no window to judge
-        s = self._start
+        s, hist = self._start, self._hist
         self._raws.put(s + fill, raw)
-        self._hist.put(s + fill, clean)
+        if s + fill + len(clean) > hist.start + hist.n:     # (else the put is free)
+            hist.put(s + fill, clean)
         out: list[Job] = []
-        prev = self._before()
-        for _ in range(self.windows_ending(raw.size)):
+        p = self._previous                         # (self._before(), inline)
+        prev = None if p is None else hist.view(p, p + window)
+        for _ in range((fill + raw.size) // window):       # windows_ending(), window >= 2
             c = self._hist.view(s, s + window)
             out.append((self._raws.view(s, s + window), c, prev))
             prev, s = c, s + window
@@ -98,29 +100,38 @@ class SignalQuality:
         """Windows judged with this block known. ``stats`` are those of the windows
         it completes (:meth:`pending`), computed beforehand with other devices';
         else they are computed here."""
-        raw = np.asarray(raw, dtype=np.float64)
-        clean = np.asarray(clean, dtype=np.float64)
-        if raw.shape != clean.shape or raw.ndim != 1:
+        if type(raw) is not np.ndarray or raw.dtype is not F64:   # (else asarray returns it)
+            raw = np.asarray(raw, np.float64)
+        if type(clean) is not np.ndarray or clean.dtype is not F64:   # (else asarray returns it)
+            clean = np.asarray(clean, np.float64)
+        if raw.ndim != 1 or clean.ndim != 1 or raw.size != clean.size:   # (shapes differ)
             raise ValueError(f"Raw and clean blocks must be aligned 1-D arrays, got shapes "
                              f"{raw.shape} and {clean.shape}.")
+        m, window = raw.size, self.window
         if stats is None:
             jobs = self.pending(raw, clean)
             stats = assess_many(jobs, self.fs, self.limits) if jobs else ()
-        elif len(stats) != self.windows_ending(raw.size):
-            raise ValueError(f"Quality block of {raw.size} samples completes "
-                             f"{self.windows_ending(raw.size)} windows; {len(stats)} "
+        elif len(stats) != ((self._fill + m) // window if window >= 2 else 0):
+            raise ValueError(f"Quality block of {m} samples completes "
+                             f"{self.windows_ending(m)} windows; {len(stats)} "
                              "statistics were given.")
         position = self._start + self._fill
-        self._raws.put(position, raw)
-        self._hist.put(position, clean)
+        # Free when pending() put them already (and, in a pipeline, VF the clean block).
+        raws, hist = self._raws, self._hist
+        if position + m > raws.start + raws.n:
+            raws.put(position, raw)
+        if position + m > hist.start + hist.n:
+            hist.put(position, clean)
         out: list[QualityWindow] = []
         i = 0
-        while i < raw.size:
-            take = min(self.window - self._fill, raw.size - i)
+        while i < m:
+            take = window - self._fill
+            if take > m - i:
+                take = m - i
             self._fill += take
             i += take
-            if self._fill == self.window:
-                out.append(self._emit(stats[len(out)] if self.window >= 2 else None))
+            if self._fill == window:
+                out.append(self._emit(stats[len(out)] if window >= 2 else None))
         if out:
             # What the histories must keep moves only when a window is judged (they
             # dropped all they could when it last moved).

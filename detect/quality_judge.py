@@ -151,12 +151,6 @@ class Assessment:
     clean_rms: float | None = None
 
 
-def _ramp(x: float, bad: float, good: float) -> float:
-    # Plain floats: np.clip on a scalar costs more than the whole comparison.
-    v = (x - bad) / (good - bad)
-    return 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
-
-
 def small_median(values: Iterable[float]) -> float:
     """np.median of a few floats (same value: the mean of the two middle ones); the
     streaming stage's amplitude reference is the median of recent GOOD rms values."""
@@ -290,16 +284,29 @@ def judge(s: WindowStats, fs: float, limits: QualityLimits,
     total = max(power[0], 1e-300)
     bas = 1.0 - power[1] / total                               # basSQI
     psqi = power[2] / max(power[3], 1e-300)                    # pSQI
-    members = [_ramp(kurt, *limits.kurtosis_ramp), _ramp(bas, *limits.bas_ramp),
-               _ramp(psqi, *limits.psqi_ramp)]
+    # Each member ramps from 0 at ``bad`` to 1 at ``good``, clipped (plain floats, written
+    # out: np.clip on a scalar, or a call per member, costs more than the comparisons).
+    bad, good = limits.kurtosis_ramp
+    v = (kurt - bad) / (good - bad)
+    m1 = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+    bad, good = limits.bas_ramp
+    v = (bas - bad) / (good - bad)
+    m2 = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+    bad, good = limits.psqi_ramp
+    v = (psqi - bad) / (good - bad)
+    m3 = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+    # np.mean of fewer than eight numbers adds them in order.
+    unqualified = (m1 < 0.5) + (m2 < 0.5) + (m3 < 0.5)
+    total_m = 0.0 + m1 + m2 + m3
+    count = 3
     ratio = None
     if reference_rms is not None and reference_rms > 0:
         ratio = rms / reference_rms
-        members.append(_ramp(ratio, *limits.rms_ratio_ramp))
-    # np.mean of fewer than eight numbers adds them in order.
-    unqualified, total_m = 0, 0.0
-    for m in members:
-        unqualified += m < 0.5
-        total_m += m
+        bad, good = limits.rms_ratio_ramp
+        v = (ratio - bad) / (good - bad)
+        m4 = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+        unqualified += m4 < 0.5
+        total_m += m4
+        count = 4
     quality = _UNUSABLE if unqualified >= 2 else _NOISY if unqualified == 1 else _GOOD
-    return quality, total_m / len(members), "sqi", kurt, bas, psqi, ratio, ptp, rms
+    return quality, total_m / count, "sqi", kurt, bas, psqi, ratio, ptp, rms

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .buffers import F64
 from .filters import SosFilter, bandpass_sos
 from .rpeak_scan import _DERIV, _TAPS, Scanned, _Candidate, qrs_energy, scan_many
 from .types import FloatArray
@@ -127,8 +128,9 @@ class RPeakDetector:
         if self._learning is not None:
             return self._learn_horizon
         h = self._next_cand - self._locate - self._delay
-        if self._pending:
-            h = min(h, min([c.r for c in self._pending]))
+        for c in self._pending:               # (min over them, without a list)
+            if c.r < h:
+                h = c.r
         return h if h > 0 else 0
 
     def relearn(self, index: int) -> None:
@@ -158,9 +160,12 @@ class RPeakDetector:
         the candidates this push finds (:func:`scan_many`, which needs ``band``
         and ``energy``), all computed elsewhere for many detectors at once; else
         they are computed here."""
-        x = np.asarray(x, dtype=np.float64)
+        if type(x) is not np.ndarray or x.dtype is not F64:   # (else asarray returns it)
+            x = np.asarray(x, np.float64)
         if scanned is not None:
-            if band is None or energy is None or band.shape != x.shape:
+            if band is None or energy is None or (      # (1-D of one size: the same shape)
+                    (band.ndim != 1 or x.ndim != 1 or band.size != x.size)
+                    and band.shape != x.shape):
                 raise ValueError("A batched R-peak scan comes with the block's QRS band "
                                  "and energy.")
             cands = self._take(scanned, band, *energy)
@@ -168,13 +173,31 @@ class RPeakDetector:
             if x.size:
                 self._features(x, band, energy)
             cands = self._scan()
-        self._out = []
-        la = self._la
+        self._out = out = []
+        la, refr, threshold = self._la, self._refr, self.p.threshold
         for c in cands:
-            self._advance_to(c.peak + la)
-            self._on_candidate(c)
-        self._advance_to(self._n - 1)
-        return self._out
+            # _advance_to (called only if a decision may fall due) and _on_candidate inline.
+            due = self._due
+            if self._learning is not None or due is None or due <= c.peak + la or self._relearn_at:
+                self._advance_to(c.peak + la)
+                if self._learning is not None:
+                    self._learning.append(c)
+                    continue
+            last_r = self._last_r
+            if last_r is not None and c.r - last_r <= refr:
+                continue    # inside the refractory period: part of the last beat, not noise
+            npk = self.npk
+            if c.height > npk + threshold * (self.spk - npk) and not (   # _is_beat, past
+                    last_r is not None and c.r - last_r < self._twave       # the refractory
+                    and c.slope < 0.5 * self._last_slope):
+                self._accept(c, searchback=False)
+            else:
+                self.npk = 0.125 * c.height + 0.875 * npk
+                self._pending.append(c)
+        due = self._due
+        if self._learning is not None or due is None or due <= self._n - 1 or self._relearn_at:
+            self._advance_to(self._n - 1)
+        return out
 
     # ---------------------------------------------------------------- features
     def _features(self, x: FloatArray, band: FloatArray | None,
@@ -196,11 +219,13 @@ class RPeakDetector:
               mwi: FloatArray) -> tuple[_Candidate, ...]:
         """What _features, _scan and _trim would do with this block, whose candidates
         :func:`scan_many` found: the history becomes its last look-back samples."""
-        m = bp.size
-        if not self.steady or m == 0 or scanned.at != self._n:
+        m, n = bp.size, self._n
+        if (n - self._start != self._keep + self._la or self._next_cand != n - self._la
+                or m == 0 or scanned.at != n):                      # (not self.steady, inline)
             raise RuntimeError("A batched R-peak scan was handed to a detector it was "
                                "not computed for.")
-        if not bp.shape == slope.shape == mwi.shape == (m,):
+        # (bp.shape == slope.shape == mwi.shape == (m,), from ints: a shape is a new tuple)
+        if not (bp.ndim == slope.ndim == mwi.ndim == 1 and slope.size == mwi.size == m):
             raise ValueError(f"The QRS band, slope and energy blocks have shapes {bp.shape}, "
                              f"{slope.shape} and {mwi.shape}.")
         back = self._hist.shape[1]
@@ -313,10 +338,6 @@ class RPeakDetector:
         for c in cands:
             self._on_candidate(c)
 
-    def _thresholds(self) -> tuple[float, float]:
-        t1 = self.npk + self.p.threshold * (self.spk - self.npk)
-        return t1, self.p.searchback_threshold * t1
-
     def _mean_rr(self) -> float:
         # Asked several times per candidate; the lists change only in _accept.
         if self._mean is None:
@@ -332,7 +353,6 @@ class RPeakDetector:
         if self._last_r is not None and c.r - self._last_r <= self._refr:
             return   # inside the refractory period: part of the last beat, not noise
         npk = self.npk
-        # THR1 as _thresholds gives it (inline: this runs for every candidate).
         if c.height > npk + self.p.threshold * (self.spk - npk) and self._is_beat(c):
             self._accept(c, searchback=False)
         else:
@@ -357,21 +377,28 @@ class RPeakDetector:
         if spk > 0 and 4.0 * spk < h:          # min(height, 4 spk), without the call
             h = 4.0 * spk
         self.spk = gain * h + (1 - gain) * spk
+        rrs, ok = self._rr, self._rr_ok
         if self._last_r is not None:
             rr = c.r - self._last_r
-            self._rr.append(rr)
-            self._mean = None
-            mean = self._mean_rr()
-            if 0.92 * mean <= rr <= 1.16 * mean or len(self._rr_ok) < 4:
-                self._rr_ok.append(rr)
-            del self._rr[:-8], self._rr_ok[:-8]
-            self._mean = None
+            rrs.append(rr)
+            recent = (ok if len(ok) >= 4 else rrs)[-8:]     # _mean_rr() afresh, inline
+            mean = sum(recent) / len(recent)
+            if 0.92 * mean <= rr <= 1.16 * mean or len(ok) < 4:
+                ok.append(rr)
+            del rrs[:-8], ok[:-8]
         self._last_r, self._last_peak, self._last_slope = c.r, c.peak, c.slope
         self._out.append(c.r)
         if self._pending:
-            self._pending = [q for q in self._pending if q.r - c.r > self._refr]
+            kept, r, refr = [], c.r, self._refr      # (a loop: a comprehension costs more
+            for q in self._pending:                  # than the one or two it filters)
+                if q.r - r > refr:
+                    kept.append(q)
+            self._pending = kept
         self._sb_from = c.peak
-        self._due = None
+        # _mean_rr() and _searchback_due() now (not learning; both anchors are this peak).
+        src = ok if len(ok) >= 4 else rrs
+        self._mean = mean = sum(src[-8:]) / len(src[-8:]) if src else self.fs
+        self._due = c.peak + int(self.p.searchback_rr * mean)
 
     def _searchback_due(self) -> int | None:
         if self._learning is not None:
@@ -380,7 +407,8 @@ class RPeakDetector:
         return anchor + int(self.p.searchback_rr * self._mean_rr())
 
     def _searchback(self, due: int) -> None:
-        _, t2 = self._thresholds()
+        npk = self.npk                         # THR2 = searchback_threshold * THR1
+        t2 = self.p.searchback_threshold * (npk + self.p.threshold * (self.spk - npk))
         pool = [c for c in self._pending if c.peak + self._la <= due and self._is_beat(c)]
         best = max(pool, key=lambda c: c.height, default=None)
         if best is not None and best.height > t2:

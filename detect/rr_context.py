@@ -130,7 +130,12 @@ class RRContext:
         whether the beat may join the template (it was not premature)."""
         rrs, upper_sorted = self._rrs, self._upper_sorted
         n_rrs = len(rrs)
-        local = _np_sum(rrs) / n_rrs if n_rrs else (pre or _DEFAULT_RR)
+        if n_rrs == LOCAL_BEATS == 10:
+            # _np_sum(rrs) of the usual ten, inline: its eight accumulators, then the rest.
+            r0, r1, r2, r3, r4, r5, r6, r7, r8, r9 = rrs
+            local = ((((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))) + r8 + r9) / 10
+        else:
+            local = _np_sum(rrs) / n_rrs if n_rrs else (pre or _DEFAULT_RR)
         long = self._long if self._long is not None else local
         pre_v = pre if pre is not None else local
         # Irregularity: median absolute successive difference over the mean.
@@ -152,7 +157,12 @@ class RRContext:
         if seen >= SHARE_BEATS + SHARE_LAGS[-1]:
             # Every lag has seen SHARE_BEATS intervals: one denominator, and the
             # smallest count gives the smallest share (division is monotonic).
-            share = (min(d1.bit_count(), d2.bit_count(), d3.bit_count()) + 0.5) / (SHARE_BEATS + 1)
+            k, k2, k3 = d1.bit_count(), d2.bit_count(), d3.bit_count()
+            if k2 < k:                                  # (min() of the three, inline)
+                k = k2
+            if k3 < k:
+                k = k3
+            share = (k + 0.5) / (SHARE_BEATS + 1)
         else:
             share = 1.0
             for differs, lag in ((d1, 1), (d2, 2), (d3, 3)):
@@ -173,12 +183,19 @@ class RRContext:
         # Per lag, whether pre differs from the interval `lag` before it;
         # recent holds the last max(SHARE_LAGS) intervals: newest first, lag j + 1.
         recent, differs = self._lag_rrs, self._differs
-        for j, prev in enumerate(reversed(recent)):
-            differs[j] = ((differs[j] << 1) | (abs(pre - prev) > _HALF_STEP * (pre + prev))
-                          ) & _SHARE_MASK
-        recent.append(pre)
-        if len(recent) > SHARE_LAGS[-1]:
+        if len(recent) == 3:                 # (all but a segment's first beats: unrolled)
+            p3, p2, p1 = recent
+            d1, d2, d3 = differs
+            differs[0] = ((d1 << 1) | (abs(pre - p1) > _HALF_STEP * (pre + p1))) & _SHARE_MASK
+            differs[1] = ((d2 << 1) | (abs(pre - p2) > _HALF_STEP * (pre + p2))) & _SHARE_MASK
+            differs[2] = ((d3 << 1) | (abs(pre - p3) > _HALF_STEP * (pre + p3))) & _SHARE_MASK
             del recent[0]
+            recent.append(pre)
+        else:
+            for j, prev in enumerate(reversed(recent)):
+                differs[j] = ((differs[j] << 1) | (abs(pre - prev) > _HALF_STEP * (pre + prev))
+                              ) & _SHARE_MASK
+            recent.append(pre)
         rrs, steps = self._rrs, self._steps
         n_rrs = len(rrs)
         if n_rrs:
@@ -195,6 +212,6 @@ class RRContext:
             del upper_sorted[bisect_left(upper_sorted, upper_rrs.pop(0))]
         # Running mean over the first LONG_BEATS intervals, then exponential.
         self._n_rr = n_rr = self._n_rr + 1
-        gain = 1.0 / min(n_rr, LONG_BEATS)
+        gain = 1.0 / (n_rr if n_rr < LONG_BEATS else LONG_BEATS)
         long = self._long
         self._long = pre if long is None else long + (pre - long) * gain

@@ -66,7 +66,7 @@ class SignalSegment:
         """Put the cleaned block that ends the segment so far into the history ahead of
         the stages (the batched pass reads their windows out of it; their own puts of
         it are then free)."""
-        self.history.put(self.end - clean.size, clean)
+        self.history.put(self.offset + self.resampler.produced - clean.size, clean)  # self.end
 
     def push(self, samples: np.ndarray) -> tuple[list[int], list[QualityWindow], list[PendingBeat]]:
         y = self.resampler.push(samples)
@@ -96,8 +96,10 @@ class SignalSegment:
                 self.detector.relearn(w.end - self.offset)
             self.usable = w.quality.usable
         offset = self.offset
-        peaks = [p + offset for p in self.detector.push(y, band, energy, scanned)]
-        self._horizon = horizon = self._detector_horizon()
+        found = self.detector.push(y, band, energy, scanned)
+        # (A new list each push: the first segment, at offset 0, hands it on as it is.)
+        peaks = [p + offset for p in found] if offset else found
+        self._horizon = horizon = offset + self.detector.horizon    # _detector_horizon()
         features = (self.features.push_pending(clean, peaks, horizon)
                     if self.features else [])
         return peaks, windows, features

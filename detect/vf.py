@@ -62,6 +62,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import buffers
+from .buffers import F64
 from .errors import ConfigError
 from .types import FloatArray
 from .vf_features import VfFeatures, vf_features, vf_features_many, vf_tcsc_many
@@ -239,8 +240,10 @@ class VfDetector:
         the batched pass (detect/batch.py) computes their features before the push.
         Puts the block into the history, as :meth:`push` does first (its own put is
         then free), so that every window is one copy out of it."""
-        self._hist.put(self._pos, clean)
-        view, window, hop = self._hist.view, self.window, self.hop
+        hist = self._hist
+        if self._pos + len(clean) > hist.start + hist.n:     # (else the put is free)
+            hist.put(self._pos, clean)
+        view, window, hop = hist.view, self.window, self.hop
         lo = self._next_end - window
         for j in range(out.shape[0]):
             out[j] = view(lo, lo + window)
@@ -260,9 +263,11 @@ class VfDetector:
         the block completes, computed beforehand for many devices at once
         (:func:`vf_features_many`, detect/batch.py), or :class:`Screened` for windows
         that need none; else they are computed here."""
-        clean = np.asarray(clean, dtype=np.float64)
+        if type(clean) is not np.ndarray or clean.dtype is not F64:   # (else asarray returns it)
+            clean = np.asarray(clean, np.float64)
         m = clean.size
-        count = self.windows_ending(m)
+        last = self._pos + m                        # (self.windows_ending(m), inline)
+        count = 0 if self._next_end > last else (last - self._next_end) // self.hop + 1
         if features is None:
             windows = np.empty((count, self.window))
             self.fill_windows(clean, windows)
@@ -272,11 +277,17 @@ class VfDetector:
                              f"{len(features)} features were given.")
         # Grows only for chunks longer than a hop, once; the array is kept. (Free
         # when fill_windows put the block already.)
-        self._hist.put(self._pos, clean)
-        self._pos += m
+        hist = self._hist
+        if last > hist.start + hist.n:
+            hist.put(self._pos, clean)
+        self._pos = last
         out: list[VfEvent] = []
+        min_tcsc = self.config.min_tcsc
         for feats in features:
-            out += self._decide(feats, self._next_end)
+            if type(feats) is Screened and not self._active and not feats.tcsc > min_tcsc:
+                self._run = 0       # _decide's for a window screened out (most), inline
+            else:
+                out += self._decide(feats, self._next_end)
             self._next_end += self.hop
         # Keep only what the next window needs: O(window) memory, moved in place.
         self._hist.need(self._reader, self._next_end - self.window)

@@ -37,8 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from . import buffers
+from .buffers import F64
 from .conditions import Observation
-from .quality import usable_at
 from .types import Beat, Condition, Evidence, FloatArray, QualityWindow
 
 WCT = Condition.WIDE_COMPLEX_TACHYCARDIA
@@ -186,7 +186,8 @@ class WideComplexTracker:
         to come (stream index -> ms) measured beforehand on this same signal, many
         devices at once (:func:`qrs_widths_many`, detect/batch.py); the others are
         measured here."""
-        clean = np.asarray(clean, dtype=np.float64)
+        if type(clean) is not np.ndarray or clean.dtype is not F64:   # (else asarray returns it)
+            clean = np.asarray(clean, np.float64)
         if widths:
             self._widths.update(widths)
         end, hist = self._pos + clean.size, self._hist
@@ -200,7 +201,8 @@ class WideComplexTracker:
             self._windows.extend(windows)
             if len(self._windows) > 16:
                 del self._windows[:-16]
-            self._covered = max(self._covered, windows[-1].end)
+            if windows[-1].end > self._covered:
+                self._covered = windows[-1].end
         out: list[Observation] = []
         if pending:
             # Ready: its window judged and its width's signal all here (or the end).
@@ -220,29 +222,45 @@ class WideComplexTracker:
         # come no earlier than the horizon. Never more than KEEP_S back (a beat
         # reported later than that has no width), so without a horizon, or when
         # it lags further, the signal dropped is the same as before.
-        cut = end - self._keep if horizon is None else max(end - self._keep, horizon - half)
+        cut = end - self._keep
+        if horizon is not None and horizon - half > cut:      # (max(), without the call)
+            cut = horizon - half
         for b in pending:                          # (a few: a loop, not a list and min)
             if b.index - half < cut:
                 cut = b.index - half
         if cut > self._from:
-            self._from = min(cut, end)
+            self._from = cut if cut < end else end
             self._hist.need(self._reader, self._from)
-        if self._widths:
+        widths_ahead = self._widths
+        if widths_ahead:
             # Candidates that did not become beats, or whose beat can have no width now.
+            # (A loop over a copy of the keys: a comprehension costs more for these few.)
             edge = self._from + self._half
-            for index in [i for i in self._widths if i < edge]:
-                del self._widths[index]
+            for index in list(widths_ahead):
+                if index < edge:
+                    del widths_ahead[index]
         return out
 
     # -------------------------------------------------------------- internals
     def _on_beat(self, b: Beat) -> list[Observation]:
         index = b.index
         prev, self._prev = self._prev, index
-        if not usable_at(self._windows, index):
-            self._prev = None
-            return self._end(b.index) if self._active else self._reset()
-        width = self._width(b.index)
-        rr = None if prev is None else b.index - prev
+        for w in reversed(self._windows):           # usable_at(self._windows, index), inline
+            if w.start <= index < w.end:
+                if not w.quality.usable:
+                    self._prev = None
+                    return self._end(index) if self._active else self._reset()
+                break
+        # The width: from the batched pass, else measured here (None without its signal).
+        half = self._half
+        a = index - half
+        if a < self._from or a + 2 * half + 1 > self._pos:
+            width = None
+        else:
+            width = self._widths.pop(index, None)
+            if width is None:
+                width = qrs_width_ms(self._hist.view(a, a + 2 * half + 1), half, self.fs)
+        rr = None if prev is None else index - prev
         # The usual width matters only for a beat past the absolute limit (most are not).
         wide = width is not None and width >= WIDE_MS and width >= RATIO * self._usual()
         if width is not None and rr is not None and rr >= 0.6 * self.fs:
@@ -268,15 +286,6 @@ class WideComplexTracker:
         s = sorted(self._baseline)            # np.median's value, without the call
         m = len(s) // 2
         return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
-
-    def _width(self, index: int) -> float | None:
-        a = index - self._half
-        if a < self._from or a + 2 * self._half + 1 > self._pos:
-            return None
-        width = self._widths.pop(index, None)
-        if width is not None:
-            return width
-        return qrs_width_ms(self._hist.view(a, a + 2 * self._half + 1), self._half, self.fs)
 
     def _start(self, b: Beat) -> Observation:
         self._active = True
