@@ -356,8 +356,13 @@ class DevicePipeline:
             k += 1
         out = []
         if k:
+            # Most beats lie in the newest window: read it here, not through usable_at's scan.
+            newest = judged[-1] if judged else None
+            start, end = (newest.start, newest.end) if newest is not None else (0, 0)
+            usable = newest is not None and newest.quality.usable
             for beat, label in queue[:k]:
-                if not usable_at(judged, beat.index):
+                index = beat.index
+                if not (usable if start <= index < end else usable_at(judged, index)):
                     label = "Q"
                 # The unlabelled beat is labelled N: an N beat is that (frozen) beat again.
                 # Others as dataclasses.replace builds them, without its per-field lookups.
