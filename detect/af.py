@@ -257,7 +257,8 @@ class AfDetector:
     def beat(self, b: int, label: str = "N") -> list[AfEvent]:
         """One beat: :meth:`push` of a single beat, without building its lists (the
         stream feeds beats one at a time, each once its quality window is judged)."""
-        b = int(b)
+        if type(b) is not int:
+            b = int(b)
         if self._prev is not None and b <= self._prev:
             raise ValueError(f"Beat index {b} does not follow the previous beat "
                              f"{self._prev}; beats must be ascending and pushed once.")
@@ -383,7 +384,9 @@ class AfDetector:
         else:
             self._m_ema += self._alpha * (m - self._m_ema)
             self._rr_ema += self._alpha * (rr - self._rr_ema)
-        self._irr = self._m_ema * (self._ref_rr / self._rr_ema) ** c.rate_exponent
+        irr = self._irr = self._m_ema * (self._ref_rr / self._rr_ema) ** c.rate_exponent
+        if not (self._raw or self._af or irr > c.onset_threshold) and self._ending is None:
+            return []        # _decide's outcome for most beats: regular, nothing to end
         return self._decide(b)
 
     # -------------------------------------------------------------- decisions
