@@ -323,7 +323,12 @@ class DevicePipeline:
 
     def apply_labels(self, pairs: list[tuple[int, str]]) -> PipelineResult:
         """Labels for beats this pipeline submitted earlier (batched across devices)."""
-        self._labelled(pairs)
+        # self._labelled(pairs), inline: every device, every tick.
+        unlabelled, to_label = self._unlabelled, self._to_label
+        for index, label in pairs:
+            beat = unlabelled.pop(index, None)
+            if beat is not None:
+                to_label.append((beat, label))
         labelled, af = self._release(False)
         transitions = self._suppression.filter(af, self._vf_active) + self._rhythms(labelled)
         return PipelineResult(transitions=transitions, classified=labelled)
