@@ -184,18 +184,6 @@ class AfEvent:
                              f"{self.decision_index}.")
 
 
-def _least_median(rings: list[array]) -> float:
-    """min over ``rings`` of each one's median (one call per beat, not one per lag)."""
-    least = math.inf
-    for values in rings:
-        s = sorted(values)
-        n = len(s)
-        m = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
-        if m < least:
-            least = m
-    return least
-
-
 class AfDetector:
     """``push(beat indices[, labels]) -> [AfEvent]``; beats ascending, each once."""
 
@@ -269,7 +257,8 @@ class AfDetector:
     def beat(self, b: int, label: str = "N") -> list[AfEvent]:
         """One beat: :meth:`push` of a single beat, without building its lists (the
         stream feeds beats one at a time, each once its quality window is judged)."""
-        b = int(b)
+        if type(b) is not int:
+            b = int(b)
         if self._prev is not None and b <= self._prev:
             raise ValueError(f"Beat index {b} does not follow the previous beat "
                              f"{self._prev}; beats must be ascending and pushed once.")
@@ -338,52 +327,66 @@ class AfDetector:
         compensatory pause), both are left out, as for a labelled V beat (Petrenas 2015
         filter ectopic beats before measuring irregularity). Otherwise both go on.
         """
-        out: list[AfEvent] = []
-        if self._pending is not None:
-            p_rr, p_b = self._pending
+        # (No lists built for the common beat: nothing held back, none to hold.)
+        out = None
+        pending = self._pending
+        if pending is not None:
             self._pending = None
             if rr > self._ref * (1 + 0.5 * self._eps):
-                return out                       # premature + pause: both left out
-            out += self._on_interval(p_rr, p_b)
+                return []                        # premature + pause: both left out
+            out = self._on_interval(*pending)
         hist = self._history
         if len(hist) >= 2:
             ref = sorted(hist)[len(hist) // 2]
             if rr < (1 - self._eps) * ref and abs(hist[0] - ref) <= self._eps * ref:
                 self._pending, self._ref = (rr, b), ref
-                return out
-        return out + self._on_interval(rr, b)
+                return [] if out is None else out
+        if out:
+            return out + self._on_interval(rr, b)
+        return self._on_interval(rr, b)
 
     def _on_interval(self, rr: float, b: int) -> list[AfEvent]:
         hist, c = self._history, self.config
-        full = len(hist) == c.lags
-        if full:
-            at, level = self._dk_at, self._level
-            irregular = 0
-            for q, h in zip(self._dk, hist):
-                d = q[at] = abs(rr - h) / (0.5 * (rr + h))
-                irregular += d > level
-            # Irregular: it differs from most of the previous lags intervals (in bigeminy
-            # or trigeminy one lag in two or three repeats it, so at most half differ
-            # on most intervals).
-            self._intervals.push(b - int(rr), 2 * irregular > len(hist))
-            self._dk_at = (at + 1) % c.median_beats
-            self._dk_n += 1
-            # A turning point at the previous interval: the RR series changed direction
-            # there (Dash et al. 2009).
-            turning = len(hist) >= 2 and (hist[0] - hist[1]) * (rr - hist[0]) < 0
-        hist.insert(0, rr)
-        if full:
-            hist.pop()
-        if not full or self._dk_n < c.median_beats:
+        if len(hist) < c.lags:                 # (it never holds more)
+            hist.insert(0, rr)
             return []
-        m = _least_median(self._dk)
+        at, level, rings = self._dk_at, self._level, self._dk
+        irregular = 0
+        for q, h in zip(rings, hist):
+            d = q[at] = abs(rr - h) / (0.5 * (rr + h))
+            irregular += d > level
+        # Irregular: it differs from most of the previous lags intervals (in bigeminy
+        # or trigeminy one lag in two or three repeats it, so at most half differ
+        # on most intervals).
+        self._intervals.push(b - int(rr), 2 * irregular > len(hist))
+        size = c.median_beats
+        self._dk_at = (at + 1) % size
+        filled = self._dk_n = self._dk_n + 1
+        # A turning point at the previous interval: the RR series changed direction
+        # there (Dash et al. 2009).
+        turning = len(hist) >= 2 and (hist[0] - hist[1]) * (rr - hist[0]) < 0
+        hist.insert(0, rr)
+        hist.pop()
+        if filled < size:
+            return []
+        # m(n): the least of the lags' medians (inline: every beat).
+        m = math.inf
+        half = size // 2
+        for q in rings:
+            v = q.tolist()          # (sorted(q) builds its list through an iterator)
+            v.sort()
+            median = v[half] if size % 2 else 0.5 * (v[half - 1] + v[half])
+            if median < m:
+                m = median
         self._recent.push(m, b, rr, turning)
         if self._m_ema is None:
             self._m_ema, self._rr_ema = m, rr
         else:
             self._m_ema += self._alpha * (m - self._m_ema)
             self._rr_ema += self._alpha * (rr - self._rr_ema)
-        self._irr = self._m_ema * (self._ref_rr / self._rr_ema) ** c.rate_exponent
+        irr = self._irr = self._m_ema * (self._ref_rr / self._rr_ema) ** c.rate_exponent
+        if not (self._raw or self._af or irr > c.onset_threshold) and self._ending is None:
+            return []        # _decide's outcome for most beats: regular, nothing to end
         return self._decide(b)
 
     # -------------------------------------------------------------- decisions

@@ -50,19 +50,21 @@ class RecentIrregularity:
         self.turns = 0
 
     def push(self, value: float, index: int, rr: float, turning: bool) -> None:
-        full = self._len == self.size
-        at = self._head if full else (self._head + self._len) % self.size
-        old_rr, old_turn = self._rr[at], self._turn[at]
-        self._m[at], self._beat[at], self._rr[at], self._turn[at] = value, index, rr, turning
-        # Added, then the oldest taken away: the float sums' order of operations.
-        self.rr_sum += rr
-        self.turns += turning
+        size, head, n = self.size, self._head, self._len
+        full = n == size
+        at = head if full else (head + n) % size
+        rrs, turns = self._rr, self._turn
+        old_rr, old_turn = rrs[at], turns[at]
+        self._m[at], self._beat[at], rrs[at], turns[at] = value, index, rr, turning
         if full:
-            self.rr_sum -= old_rr
-            self.turns -= old_turn
-            self._head = (self._head + 1) % self.size
+            # Added, then the oldest taken away: the float sums' order of operations.
+            self.rr_sum = self.rr_sum + rr - old_rr
+            self.turns = self.turns + turning - old_turn
+            self._head = (head + 1) % size
         else:
-            self._len += 1
+            self.rr_sum += rr
+            self.turns += turning
+            self._len = n + 1
 
     def turning_ratio(self) -> float:
         return self.turns / self._len if self._len else 0.0

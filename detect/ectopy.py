@@ -60,8 +60,21 @@ class EctopyTracker:
     # ------------------------------------------------------------------ input
     def push(self, beats: Sequence[Beat]) -> list[Observation]:
         out: list[Observation] = []
+        labels, kept, sveb = self._labels, self._pattern_beats, self._hour["S"]
         for b in beats:
-            out += self._on_beat(b)
+            label = b.label
+            if label == "V" or self._run or self._active:
+                out += self._on_beat(b)
+            else:
+                # _on_beat for most beats, inline: not V, no run to end, no alarm open,
+                # so no pattern to start or end either.
+                if label == "S":
+                    sveb.append(b.time)
+                labels.append(label)
+                kept.append(b)
+                if len(labels) > _KEEP:
+                    del labels[0], kept[0]
+                self._last = b
             if b.index > self.frontier:
                 self.frontier = b.index
         return out

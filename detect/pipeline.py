@@ -339,7 +339,12 @@ class DevicePipeline:
 
     def apply_labels(self, pairs: list[tuple[int, str]]) -> PipelineResult:
         """Labels for beats this pipeline submitted earlier (batched across devices)."""
-        self._labelled(pairs)
+        # self._labelled(pairs), inline: every device, every tick.
+        unlabelled, to_label = self._unlabelled, self._to_label
+        for index, label in pairs:
+            beat = unlabelled.pop(index, None)
+            if beat is not None:
+                to_label.append((beat, label))
         labelled, af = self._release(False)
         transitions = self._suppression.filter(af, self._vf_active) + self._rhythms(labelled)
         return PipelineResult(transitions=transitions, classified=labelled)
@@ -372,8 +377,13 @@ class DevicePipeline:
             k += 1
         out = []
         if k:
+            # Most beats lie in the newest window: read it here, not through usable_at's scan.
+            newest = judged[-1] if judged else None
+            start, end = (newest.start, newest.end) if newest is not None else (0, 0)
+            usable = newest is not None and newest.quality.usable
             for beat, label in queue[:k]:
-                if not usable_at(judged, beat.index):
+                index = beat.index
+                if not (usable if start <= index < end else usable_at(judged, index)):
                     label = "Q"
                 # The unlabelled beat is labelled N: an N beat is that (frozen) beat again.
                 # Others as dataclasses.replace builds them, without its per-field lookups.

@@ -130,6 +130,11 @@ class AfTracker:
     def _release(self, final: bool) -> list[Observation]:
         """Feed the held beats whose window is judged (all of them when ``final``)."""
         pending, covered, windows = self._pending, self._covered, self._windows
+        changes = self._changes
+        # Most beats lie in the newest window: read it here, not through usable_at's scan.
+        newest = windows[-1] if windows else None
+        start, end = (newest.start, newest.end) if newest is not None else (0, 0)
+        usable = newest is not None and newest.quality.usable
         out: list[Observation] = []
         done = 0
         for beat in pending:
@@ -137,7 +142,7 @@ class AfTracker:
             if index >= covered and not final:
                 break
             done += 1
-            if usable_at(windows, index):
+            if (usable if start <= index < end else usable_at(windows, index)):
                 det = self._det
                 if det is None:               # a fresh start (after a gap or bad signal)
                     det = self._det = AfDetector(self.fs, self.config)
@@ -146,7 +151,10 @@ class AfTracker:
                     out += [self._observe(e) for e in events]
             else:
                 out += self._close(index)
-            self._note(index)
+            # self._note(index), inline (every beat)
+            active = self._active
+            if active != (changes[-1][1] if changes else self._state_before):
+                changes.append((index, active))
             if index > self.frontier:
                 self.frontier = index
         del pending[:done]
