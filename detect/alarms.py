@@ -93,6 +93,8 @@ class AlarmManager:
         """
         if not observations and not self._episodes:
             # Most calls (five per device per chunk): nothing to apply, nothing to clear.
+            # (DevicePipeline writes this branch out where it pushes a manager, to
+            # save the call: change it there too.)
             if now_index > self._now:
                 self._now = int(now_index)
             return []

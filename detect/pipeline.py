@@ -159,10 +159,7 @@ class DevicePipeline:
         if seg.vf_events or self._vf_alarms._episodes:
             vf = self._vf(seg)
         else:           # _vf with no event, no episode: AlarmManager.push's first branch
-            vf, manager, v = _NOTHING, self._vf_alarms, seg.vf
-            frontier = v._next_end - v.hop - v.window       # (v.frontier, without the call)
-            if frontier < v._start:
-                frontier = v._start
+            vf, manager, frontier = _NOTHING, self._vf_alarms, seg.vf.frontier
             if frontier > manager._now:
                 manager._now = int(frontier)
         out = self._decide(peaks, windows, horizon, inputs, False, seg.clean, widths)
