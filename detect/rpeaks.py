@@ -174,26 +174,13 @@ class RPeakDetector:
                 self._features(x, band, energy)
             cands = self._scan()
         self._out = out = []
-        la, refr, threshold = self._la, self._refr, self.p.threshold
+        la = self._la
         for c in cands:
-            # _advance_to (called only if a decision may fall due) and _on_candidate inline.
+            # _advance_to only when a decision may fall due by the candidate's window.
             due = self._due
             if self._learning is not None or due is None or due <= c.peak + la or self._relearn_at:
                 self._advance_to(c.peak + la)
-                if self._learning is not None:
-                    self._learning.append(c)
-                    continue
-            last_r = self._last_r
-            if last_r is not None and c.r - last_r <= refr:
-                continue    # inside the refractory period: part of the last beat, not noise
-            npk = self.npk
-            if c.height > npk + threshold * (self.spk - npk) and not (   # _is_beat, past
-                    last_r is not None and c.r - last_r < self._twave       # the refractory
-                    and c.slope < 0.5 * self._last_slope):
-                self._accept(c, searchback=False)
-            else:
-                self.npk = 0.125 * c.height + 0.875 * npk
-                self._pending.append(c)
+            self._on_candidate(c)
         due = self._due
         if self._learning is not None or due is None or due <= self._n - 1 or self._relearn_at:
             self._advance_to(self._n - 1)
