@@ -250,6 +250,13 @@ Judgement = tuple[Quality, float, str, "float | None", "float | None", "float | 
                   "float | None", "float | None", "float | None"]
 
 
+def _ramp(x: float, bad: float, good: float) -> float:
+    """Membership from 0 at ``bad`` to 1 at ``good``, clipped (plain floats: np.clip on
+    a scalar costs more than the whole comparison)."""
+    v = (x - bad) / (good - bad)
+    return 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+
+
 def judge(s: WindowStats, fs: float, limits: QualityLimits,
           reference_rms: float | None) -> Judgement:
     """:func:`verdict`'s fields, in order, as a plain tuple: the streaming stage
@@ -284,17 +291,9 @@ def judge(s: WindowStats, fs: float, limits: QualityLimits,
     total = max(power[0], 1e-300)
     bas = 1.0 - power[1] / total                               # basSQI
     psqi = power[2] / max(power[3], 1e-300)                    # pSQI
-    # Each member ramps from 0 at ``bad`` to 1 at ``good``, clipped (plain floats, written
-    # out: np.clip on a scalar, or a call per member, costs more than the comparisons).
-    bad, good = limits.kurtosis_ramp
-    v = (kurt - bad) / (good - bad)
-    m1 = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
-    bad, good = limits.bas_ramp
-    v = (bas - bad) / (good - bad)
-    m2 = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
-    bad, good = limits.psqi_ramp
-    v = (psqi - bad) / (good - bad)
-    m3 = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+    m1 = _ramp(kurt, *limits.kurtosis_ramp)
+    m2 = _ramp(bas, *limits.bas_ramp)
+    m3 = _ramp(psqi, *limits.psqi_ramp)
     # np.mean of fewer than eight numbers adds them in order.
     unqualified = (m1 < 0.5) + (m2 < 0.5) + (m3 < 0.5)
     total_m = 0.0 + m1 + m2 + m3
@@ -302,9 +301,7 @@ def judge(s: WindowStats, fs: float, limits: QualityLimits,
     ratio = None
     if reference_rms is not None and reference_rms > 0:
         ratio = rms / reference_rms
-        bad, good = limits.rms_ratio_ramp
-        v = (ratio - bad) / (good - bad)
-        m4 = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+        m4 = _ramp(ratio, *limits.rms_ratio_ramp)
         unqualified += m4 < 0.5
         total_m += m4
         count = 4
