@@ -8,10 +8,11 @@ in-sample. This takes the chosen configuration's out-of-fold labels (each
 record labelled by networks that never saw it, with the tuned decision
 biases) and asks what the veto would change: every record is replayed through
 the streaming path with a stand-in model that labels each beat V or F where
-the out-of-fold label of the reference beat within 150 ms says so (the AF
+the out-of-fold label of the training beat within 150 ms says so (the
+training beats are the streaming detector's, matched to the reference) (the AF
 detector leaves out the intervals around them) and S otherwise, so the beats
 that come out N are exactly those in AF the tracker had decided; each
-reference beat within 150 ms of one counts as vetoed. It also counts the AF
+training beat within 150 ms of one counts as vetoed. It also counts the AF
 episodes the tracker raised outside reference AF, with and without those V/F
 labels (``--no-ectopic-labels``: every beat S, the detector's label-free
 filter alone).
@@ -28,10 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecgwatch.evaluation.matching import BEAT_SYMBOLS  # noqa: E402
 from ecgwatch.evaluation.records import read_signal  # noqa: E402
 from ecgwatch.evaluation.replay import replay  # noqa: E402
-from models.aami import CLASSES, DS1, class_indices  # noqa: E402
+from models.aami import CLASSES, DS1  # noqa: E402
 from models.dataset import load_beats  # noqa: E402
 
 S = CLASSES.index("S")
@@ -73,17 +73,14 @@ def reference_af(ann) -> list[tuple[float, float]]:
     return spans
 
 
-def vetoed(path: Path, pred: np.ndarray, ectopic: bool) -> tuple[np.ndarray, int]:
-    """Per scored reference beat (the first ``pred.size``, as in the beat cache): in decided
-    AF; and the AF alarms raised outside reference AF."""
+def vetoed(path: Path, t: np.ndarray, pred: np.ndarray, ectopic: bool
+           ) -> tuple[np.ndarray, int]:
+    """Per training beat (R at ``t`` seconds, as in the beat cache): in decided AF; and
+    the AF alarms raised outside reference AF."""
     import wfdb
     x, fs = read_signal(path, channel=0)
     ann = wfdb.rdann(str(path), "atr")
     ann.fs = fs
-    sym = np.asarray(ann.symbol)
-    beat = np.isin(sym, sorted(BEAT_SYMBOLS))
-    t = np.asarray(ann.sample)[beat] / fs
-    t = t[class_indices(sym[beat]) >= 0][:pred.size]
     labels = pred if ectopic else np.full(pred.size, S)
     r = replay(x, fs, classifier=OofLabels(t, labels, fs))
     spans = reference_af(ann)
@@ -107,7 +104,7 @@ def main() -> None:
                     help="label every beat S: the AF detector sees no V or F")
     args = ap.parse_args()
     out = Path(args.out)
-    ds1 = load_beats(args.data, DS1, out)
+    ds1 = load_beats(args.data, DS1, out, source="detected")   # the OOF logits' order
     report = out / "train_report.json"
     if not report.exists():                      # models.train --cv-only
         report = out / "cv_report.json"
@@ -117,7 +114,8 @@ def main() -> None:
     for rec in args.records:
         m = ds1.records == rec
         lab, p = ds1.labels[m], pred[m]
-        af, fa = vetoed(Path(args.data) / "mitdb" / rec, p, not args.no_ectopic_labels)
+        af, fa = vetoed(Path(args.data) / "mitdb" / rec, ds1.times[m], p,
+                        not args.no_ectopic_labels)
         false_af += fa
         tp, fp = int(((lab == S) & (p == S) & af).sum()), int(((lab != S) & (p == S) & af).sum())
         lost, removed = lost + tp, removed + fp
