@@ -134,3 +134,34 @@ def test_record_beats_follow_the_reference_and_the_model_separates_v() -> None:
     pred = s.run(None, {"window": beats.windows, "rr": beats.rr})[0].argmax(1)
     v = beats.labels == 2
     assert (pred[v] == 2).mean() > 0.9 and (pred[~v] == 2).mean() < 0.05
+
+
+@pytest.mark.realdata
+def test_detected_beats_carry_the_matched_reference_class() -> None:
+    """The 'detected' training source: the streaming detector's beats of 119, each
+    labelled with the class of the reference beat it matches within 150 ms."""
+    from ecgwatch.evaluation.records import data_dir
+    mitdb = data_dir() / "mitdb"
+    if not (mitdb / "119.hea").exists():
+        pytest.skip(f"MIT-BIH record 119 not found under {mitdb}")
+    import wfdb
+
+    from models.aami import class_indices
+    from models.dataset import record_beats
+    det = record_beats(mitdb / "119", "detected")
+    ref = record_beats(mitdb / "119", "reference")
+    ann = wfdb.rdann(str(mitdb / "119"), "atr")
+    cls = class_indices(ann.symbol)
+    t_ref = np.asarray(ann.sample)[cls >= 0] / ann.fs
+    c_ref = cls[cls >= 0]
+    # Each detected beat lies within 150 ms of a reference beat of its own class.
+    j = np.clip(np.searchsorted(t_ref, det.times), 1, t_ref.size - 1)
+    k = np.where(np.abs(t_ref[j] - det.times) < np.abs(t_ref[j - 1] - det.times), j, j - 1)
+    assert np.abs(t_ref[k] - det.times).max() <= 0.150
+    np.testing.assert_array_equal(det.labels, c_ref[k])
+    # 119 is a clean record: the detector finds nearly every beat, none twice.
+    assert len(ref) - 5 <= len(det) <= len(ref)
+    assert np.unique(k).size == k.size
+    # The source is named, not guessed.
+    with pytest.raises(ValueError, match="not one of"):
+        record_beats(mitdb / "119", "annotated")
