@@ -27,7 +27,7 @@ from detect.beat_features import (
 from .aami import CLASSES
 from .net import BeatNet
 
-MODEL_VERSION = "beat-cnn-6"
+MODEL_VERSION = "beat-cnn-7"
 OPSET = 17
 
 
