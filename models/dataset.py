@@ -13,10 +13,11 @@ one of two sources, so that the RR context matches the stream's:
   as ``ecgwatch eval`` does end to end), each labelled with the class of the
   reference beat it matches within 150 ms (EC57's rule). This is what the
   model sees in service: the detector's R position, which on wide or
-  notched complexes can lie 40-100 ms from the annotation (DS1 records 208
-  and 114), and the RR context and template of the beats it found, extra
-  detections included. Extra detections shape the context but are not
-  scored; reference beats the detector missed are absent, as in service.
+  notched complexes can lie 30-100 ms from the annotation (DS1 records 208
+  and 114, ``bench/reference_gap.py``), and the RR context and template of
+  the beats it found, extra detections included. Extra detections shape the
+  context but are not scored; reference beats the detector missed are
+  absent, as in service.
 
 Only beats that AAMI EC57 scores (:mod:`models.aami`) are kept.
 """

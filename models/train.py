@@ -35,10 +35,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from multiprocessing import Pool
 import subprocess
 import time
 from dataclasses import asdict, dataclass, replace
+from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -108,11 +108,12 @@ CANDIDATES = (
     Config("d8-srr-sqrt-jit-e24", width=8, hidden=32, weight_power=0.5, weight_cap=30.0,
            jitter=3, epochs=24, rr_columns=ALL_RR, s_from_rr=True, teachers=3),
     # The same, trained on the beats the streaming detector finds rather than on
-    # the annotations: on wide or notched complexes its R position lies 40-100 ms
+    # the annotations: on wide or notched complexes its R position lies 30-100 ms
     # from the annotation (DS1: 208's ventricular beats, 114's), and its extra and
     # missed beats shape the RR context and template. beat-cnn-6, trained on the
-    # annotations, lost 100 of DS1's V beats and gained 76 false V (45 false S)
-    # that way, in sample (`ecgwatch eval --records DS1 --mode both`).
+    # annotations, lost 101 of DS1's V beats and gained 76 false V (45 false S)
+    # that way, in sample (bench/reference_gap.py DS1). It lost the CV: 1.168
+    # against 1.248 for the same configuration trained on annotations.
     Config("d8-srr-sqrt-jit-e24-det", width=8, hidden=32, weight_power=0.5, weight_cap=30.0,
            jitter=3, epochs=24, rr_columns=ALL_RR, s_from_rr=True, teachers=3,
            beats="detected"),
@@ -265,14 +266,16 @@ def cross_validate(sets: dict[str, BeatSet], folds: list[tuple[str, ...]],
                    ) -> dict[str, tuple[npt.NDArray[np.float32], list[dict]]]:
     """Out-of-fold logits (on ``sets["detected"]``) and per-fold scores per config.
 
-    Every (config, fold) is one task, seeded by itself and single-threaded, so
-    the result does not depend on ``jobs`` (processes) or on the order tasks run.
+    Every (config, fold) is one task, seeded by itself and run with the caller's
+    torch thread count, so the result does not depend on ``jobs`` (processes)
+    or on the order tasks run.
     """
     _CV_SETS.clear()
     _CV_SETS.update(sets)
     tasks = [(cfg, i, held, seed) for cfg in configs for i, held in enumerate(folds)]
     if jobs > 1:
-        with Pool(jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        threads = torch.get_num_threads()
+        with Pool(jobs, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
             done = pool.starmap(_fold_task, tasks)
     else:
         done = [_fold_task(*t) for t in tasks]
@@ -349,8 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (results are reproducible for a given count)")
     ap.add_argument("--jobs", type=int, default=2,
-                    help="processes for the cross-validation's (config, fold) fits, one "
-                         "thread each (the result does not depend on it)")
+                    help="processes for the cross-validation's (config, fold) fits, each "
+                         "with --threads threads (the result does not depend on it)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t_start = time.time()
