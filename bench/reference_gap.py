@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecgwatch.eval_cmd import (EC57_START_S, end_to_end_beats, load_classifier,  # noqa: E402
+from ecgwatch.eval_cmd import (EC57_START_S, end_to_end_beats, labels_at,  # noqa: E402
                                read_annotations, reference_beats)
 from ecgwatch.evaluation.ec57 import MATCH_WINDOW_S, _match  # noqa: E402
 from ecgwatch.evaluation.matching import BEAT_SYMBOLS  # noqa: E402
@@ -45,29 +45,6 @@ from ecgwatch.evaluation.records import read_signal  # noqa: E402
 from models.aami import CLASSES, DS1, DS2, class_indices  # noqa: E402
 
 CAUSES = ("missed", "quality", "pipeline", "inputs")
-
-
-def detected_input_labels(x: np.ndarray, fs: float, det: np.ndarray,
-                          model: str | None) -> np.ndarray:
-    """The model's label at each detected beat (record samples ``det``), from the
-    inputs the pipeline builds there, with no quality gate and no veto."""
-    from detect.beat_features import FS, WINDOW_AFTER, BeatFeaturizer, stack_inputs
-    from detect.config import DetectorConfig
-    from detect.filters import CleaningFilter
-    from detect.resample import Resampler
-
-    config = DetectorConfig()
-    resampler = Resampler(fs, FS)
-    cleaner = CleaningFilter(FS, config.bandpass_hz, config.mains_hz, config.notch_q)
-    clean = cleaner.push(resampler.push(np.asarray(x, dtype=np.float64)))
-    grid = np.rint((det / fs + resampler.delay_s) * FS).astype(np.int64)
-    keep = np.concatenate([[True], np.diff(grid) > 0]) if grid.size else np.zeros(0, bool)
-    feat = BeatFeaturizer()
-    tail = WINDOW_AFTER + int(np.ceil(resampler.delay_s * FS)) + 1
-    inputs = feat.push(clean, grid[keep].tolist()) + feat.push(np.zeros(tail)) + feat.flush()
-    labels = dict(zip((b.index for b in inputs),
-                      load_classifier(model).predict(*stack_inputs(inputs)).labels))
-    return np.array([labels.get(int(g), "?") for g in grid])
 
 
 def record_gap(job: tuple[str, str | None, float]) -> tuple[str, Counter, list[float]]:
@@ -79,7 +56,10 @@ def record_gap(job: tuple[str, str | None, float]) -> tuple[str, Counter, list[f
     e2e = np.asarray(e2e)
     ref_pos, ref_lab = reference_beats(x, fs, ann_s, ann_sym, model)
     at_ref = dict(zip(ref_pos.tolist(), ref_lab))
-    offline = detected_input_labels(x, fs, det, model)
+    # The model's label at each detected beat from the pipeline's inputs, offline.
+    pos, labels = labels_at(x, fs, det, model)
+    at_det = dict(zip(pos.tolist(), labels))
+    offline = [at_det.get(int(d), "?") for d in det]
     beat = np.isin(ann_sym, sorted(BEAT_SYMBOLS))
     samples, classes = ann_s[beat], class_indices(ann_sym[beat])
     m = _match(samples, det, int(round(MATCH_WINDOW_S * fs)))

@@ -131,24 +131,34 @@ def end_to_end_beats(x: np.ndarray, fs: float, model: str | None = None
 
 def reference_beats(x: np.ndarray, fs: float, ann_samples: np.ndarray, ann_symbols: np.ndarray,
                     model: str | None) -> tuple[np.ndarray, list[str]]:
-    """The classifier's label for every reference beat, from the pipeline's own signal.
+    """The classifier's label for every reference beat, from the pipeline's own signal."""
+    from .evaluation.matching import BEAT_SYMBOLS
+
+    beat = np.isin(ann_symbols, sorted(BEAT_SYMBOLS))
+    return labels_at(x, fs, np.asarray(ann_samples)[beat], model)
+
+
+def labels_at(x: np.ndarray, fs: float, samples: np.ndarray, model: str | None
+              ) -> tuple[np.ndarray, list[str]]:
+    """The classifier's label at R peaks ``samples`` (record positions, ascending), with
+    the pipeline's signal chain and featurizer run offline: no quality gate, no veto.
 
     As the pipeline does at the end of a segment, the last beats' windows
-    are completed with silence, so every reference beat gets a label.
+    are completed with silence, so every beat gets a label. Returns the
+    positions labelled (two that fall on one 250 Hz sample keep the first)
+    and their labels.
     """
     from detect.beat_features import FS, WINDOW_AFTER, BeatFeaturizer, stack_inputs
     from detect.config import DetectorConfig
     from detect.filters import CleaningFilter
     from detect.resample import Resampler
-    from .evaluation.matching import BEAT_SYMBOLS
 
     classifier = load_classifier(model)
     config = DetectorConfig()
     resampler = Resampler(fs, FS)
     cleaner = CleaningFilter(FS, config.bandpass_hz, config.mains_hz, config.notch_q)
     clean = cleaner.push(resampler.push(np.asarray(x, dtype=np.float64)))
-    beat = np.isin(ann_symbols, sorted(BEAT_SYMBOLS))
-    samples = ann_samples[beat]
+    samples = np.asarray(samples, dtype=np.int64)
     # Resampled sample m is input time m / FS - delay (detect.resample).
     grid = np.rint((samples / fs + resampler.delay_s) * FS).astype(np.int64)
     keep = np.concatenate([[True], np.diff(grid) > 0]) if grid.size else np.zeros(0, bool)
@@ -276,7 +286,7 @@ def _rhythms(data: Path, args: argparse.Namespace) -> int:
 
 
 __all__ = ["EvalError", "RecordJob", "RecordResult", "select_records", "score_record",
-           "end_to_end_beats", "reference_beats", "main"]
+           "end_to_end_beats", "reference_beats", "labels_at", "main"]
 
 
 if __name__ == "__main__":
