@@ -8,11 +8,11 @@ in-sample. This takes the chosen configuration's out-of-fold labels (each
 record labelled by networks that never saw it, with the tuned decision
 biases) and asks what the veto would change: every record is replayed through
 the streaming path with a stand-in model that labels each beat V or F where
-the out-of-fold label of the training beat within 150 ms says so (the
-training beats are the streaming detector's, matched to the reference) (the AF
+the out-of-fold label of the training beat within 150 ms says so (the AF
 detector leaves out the intervals around them) and S otherwise, so the beats
 that come out N are exactly those in AF the tracker had decided; each
-training beat within 150 ms of one counts as vetoed. It also counts the AF
+training beat within 150 ms of one counts as vetoed (the training beats are
+the streaming detector's, matched to the reference). It also counts the AF
 episodes the tracker raised outside reference AF, with and without those V/F
 labels (``--no-ectopic-labels``: every beat S, the detector's label-free
 filter alone).

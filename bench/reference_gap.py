@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ecgwatch.eval_cmd import (EC57_START_S, end_to_end_beats, labels_at,  # noqa: E402
                                read_annotations, reference_beats)
-from ecgwatch.evaluation.ec57 import MATCH_WINDOW_S, _match  # noqa: E402
-from ecgwatch.evaluation.matching import BEAT_SYMBOLS  # noqa: E402
+from ecgwatch.evaluation.ec57 import MATCH_WINDOW_S  # noqa: E402
+from ecgwatch.evaluation.matching import BEAT_SYMBOLS, match_beats  # noqa: E402
 from ecgwatch.evaluation.records import read_signal  # noqa: E402
 from models.aami import CLASSES, DS1, DS2, class_indices  # noqa: E402
 
@@ -62,7 +62,7 @@ def record_gap(job: tuple[str, str | None, float]) -> tuple[str, Counter, list[f
     offline = [at_det.get(int(d), "?") for d in det]
     beat = np.isin(ann_sym, sorted(BEAT_SYMBOLS))
     samples, classes = ann_s[beat], class_indices(ann_sym[beat])
-    m = _match(samples, det, int(round(MATCH_WINDOW_S * fs)))
+    m = match_beats(samples, det, int(round(MATCH_WINDOW_S * fs)))
     matched = dict(zip(m.ref.tolist(), m.det.tolist()))
     counts: Counter = Counter()
     offsets: list[float] = []

@@ -124,7 +124,8 @@ def _detected(x: npt.NDArray[np.float64], fs: float, ref: npt.NDArray[np.int64],
               ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.str_], npt.NDArray[np.int64]]:
     """The streaming detector's beats: record samples, the matched reference symbol
     (``"~"``, not a beat class, for an extra detection) and 250 Hz grid positions."""
-    from ecgwatch.evaluation.ec57 import MATCH_WINDOW_S, _match
+    from ecgwatch.evaluation.ec57 import MATCH_WINDOW_S
+    from ecgwatch.evaluation.matching import match_beats
     from ecgwatch.evaluation.replay import replay
 
     beats = sorted(replay(x, fs).beats, key=lambda b: b.index)
@@ -136,7 +137,7 @@ def _detected(x: npt.NDArray[np.float64], fs: float, ref: npt.NDArray[np.int64],
     if drift.size and drift.max() > 1:
         raise RuntimeError(f"Record {name}: detected beat times and grid positions disagree "
                            f"by up to {int(drift.max())} samples.")
-    m = _match(ref, samples, int(round(MATCH_WINDOW_S * fs)))
+    m = match_beats(ref, samples, int(round(MATCH_WINDOW_S * fs)))
     matched = np.full(samples.size, "~", dtype="<U1")
     matched[m.det] = sym[m.ref]
     return samples, matched, index

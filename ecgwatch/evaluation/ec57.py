@@ -55,7 +55,7 @@ import numpy.typing as npt
 
 from models.aami import AAMI_SYMBOLS, CLASSES, class_indices
 
-from .matching import Match, excluded_spans, match_beats, outside
+from .matching import excluded_spans, match_beats, outside
 
 REF_ROWS: tuple[str, ...] = CLASSES + ("extra",)
 PRED_COLS: tuple[str, ...] = CLASSES + ("missed",)
@@ -270,7 +270,7 @@ def score_beats(ref_samples: npt.ArrayLike, ref_symbols: npt.ArrayLike,
                          f"{d.size} detections but {det_cls.size} labels.")
     if (np.diff(r) < 0).any() or (np.diff(d) < 0).any():
         raise ValueError("Reference and detected beats must be in ascending sample order.")
-    m = _match(r, d, int(round(window_s * fs)))
+    m = match_beats(r, d, int(round(window_s * fs)))
     spans = excluded or []
 
     def scored(pos: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
@@ -303,19 +303,6 @@ def score_annotated(ann_samples: npt.ArrayLike, ann_symbols: npt.ArrayLike,
     beat = np.isin(symbols, sorted(BEAT_SYMBOLS))
     return score_beats(samples[beat], symbols[beat], det_samples, det_labels, fs,
                        start=int(round(start_s * fs)), excluded=spans, window_s=window_s)
-
-
-def _match(r: npt.NDArray[np.int64], d: npt.NDArray[np.int64], window: int) -> Match:
-    """:func:`match_beats`, also when no detection lies within reach of any reference.
-
-    (``match_beats`` assumes at least one candidate pair exists.)
-    """
-    lo = np.searchsorted(r, d - window, side="left")
-    hi = np.searchsorted(r, d + window, side="right")
-    if r.size and d.size and (hi > lo).any():
-        return match_beats(r, d, window)
-    return Match(np.zeros(0, np.int64), np.zeros(0, np.int64),
-                 np.arange(r.size, dtype=np.int64), np.arange(d.size, dtype=np.int64))
 
 
 def _ratio(a: int, b: int) -> float:
